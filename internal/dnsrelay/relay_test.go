@@ -1,0 +1,294 @@
+package dnsrelay
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/net/dns/dnsmessage"
+
+	"github.com/nsntrace/nsntrace/internal/testbed"
+)
+
+// The relay makes its upstream sockets in the namespace of whatever thread
+// runs it, so its tests run in a helper process started inside a throwaway
+// network namespace (TestRelay re-executes this test binary there); nothing
+// of them touches the root namespace.
+const helperEnv = "DNSRELAY_TEST_IN_NETNS"
+
+func TestRelay(t *testing.T) {
+	ns := testbed.NewNS(t)
+	ns.Run(t, "ip", "addr", "add", "10.53.0.1/32", "dev", "lo")
+	cmd := ns.Command(os.Args[0], "-test.run=^TestRelayInNetNS$", "-test.v", "-test.count=1")
+	cmd.Env = append(os.Environ(), helperEnv+"=1")
+	out, err := cmd.CombinedOutput()
+	t.Logf("helper process in %s:\n%s", ns.Name, out)
+	if err != nil {
+		t.Fatalf("relay tests in a namespace failed: %v", err)
+	}
+	if !strings.Contains(string(out), "--- PASS: TestRelayInNetNS") {
+		t.Fatal("helper process did not run the relay tests")
+	}
+}
+
+// fakeUpstream is a DNS server answering every A question with 192.0.2.1
+// and recording what it saw; over TCP it answers pipelined queries.
+type fakeUpstream struct {
+	mu      sync.Mutex
+	queries []string
+	silent  bool // swallow UDP queries (for the SERVFAIL test)
+}
+
+func (f *fakeUpstream) answer(q []byte) []byte {
+	var p dnsmessage.Parser
+	h, err := p.Start(q)
+	if err != nil {
+		return nil
+	}
+	qq, err := p.Question()
+	if err != nil {
+		return nil
+	}
+	f.mu.Lock()
+	f.queries = append(f.queries, qq.Name.String())
+	silent := f.silent
+	f.mu.Unlock()
+	if silent {
+		return nil
+	}
+	b := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: h.ID, Response: true, RecursionAvailable: true})
+	b.StartQuestions()
+	b.Question(qq)
+	b.StartAnswers()
+	b.AResource(dnsmessage.ResourceHeader{Name: qq.Name, Class: dnsmessage.ClassINET, TTL: 5},
+		dnsmessage.AResource{A: [4]byte{192, 0, 2, 1}})
+	out, _ := b.Finish()
+	return out
+}
+
+func (f *fakeUpstream) serve(t *testing.T, addr string) {
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close(); l.Close() })
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			if resp := f.answer(buf[:n]); resp != nil {
+				pc.WriteTo(resp, from)
+			}
+		}
+	}()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				for {
+					var lb [2]byte
+					if _, err := io.ReadFull(c, lb[:]); err != nil {
+						return
+					}
+					msg := make([]byte, binary.BigEndian.Uint16(lb[:]))
+					if _, err := io.ReadFull(c, msg); err != nil {
+						return
+					}
+					resp := f.answer(msg)
+					c.Write(append(binary.BigEndian.AppendUint16(nil, uint16(len(resp))), resp...))
+				}
+			}()
+		}
+	}()
+}
+
+func query(id uint16, name string) []byte {
+	b := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: id, RecursionDesired: true})
+	b.StartQuestions()
+	b.Question(dnsmessage.Question{Name: dnsmessage.MustNewName(name), Type: dnsmessage.TypeA, Class: dnsmessage.ClassINET})
+	out, err := b.Finish()
+	if err != nil {
+		panic(err)
+	}
+	return out
+}
+
+func parseAnswer(t *testing.T, msg []byte) (dnsmessage.Header, []netip.Addr) {
+	t.Helper()
+	var m dnsmessage.Message
+	if err := m.Unpack(msg); err != nil {
+		t.Fatalf("unpack answer: %v", err)
+	}
+	var out []netip.Addr
+	for _, a := range m.Answers {
+		if r, ok := a.Body.(*dnsmessage.AResource); ok {
+			out = append(out, netip.AddrFrom4(r.A))
+		}
+	}
+	return m.Header, out
+}
+
+func TestRelayInNetNS(t *testing.T) {
+	if os.Getenv(helperEnv) != "1" {
+		t.Skip("runs only as TestRelay's helper process inside a throwaway namespace")
+	}
+	up := &fakeUpstream{}
+	up.serve(t, "127.0.0.53:53")
+	// The first upstream is dead (nothing listens there): the relay must
+	// move on to the second.
+	r, err := ListenAny(netip.MustParseAddr("10.53.0.1"), &Config{
+		Upstreams: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.54:53"), netip.MustParseAddrPort("127.0.0.53:53")},
+		Timeout:   500 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	raddr := r.Addr()
+	if raddr.Addr() != netip.MustParseAddr("10.53.0.1") || raddr.Port() == 0 {
+		t.Fatalf("Addr() = %v", raddr)
+	}
+
+	t.Run("udp", func(t *testing.T) {
+		// Concurrent clients using the same query ID must each get their
+		// own answer.
+		var wg sync.WaitGroup
+		errs := make(chan error, 8)
+		for i := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(raddr))
+				if err != nil {
+					errs <- err
+					return
+				}
+				defer c.Close()
+				name := fmt.Sprintf("host%d.example.", i)
+				c.Write(query(0x4242, name))
+				c.SetDeadline(time.Now().Add(5 * time.Second))
+				buf := make([]byte, 4096)
+				n, err := c.Read(buf)
+				if err != nil {
+					errs <- fmt.Errorf("%s: %w", name, err)
+					return
+				}
+				var m dnsmessage.Message
+				if err := m.Unpack(buf[:n]); err != nil {
+					errs <- err
+					return
+				}
+				if m.ID != 0x4242 || len(m.Questions) != 1 || m.Questions[0].Name.String() != name || len(m.Answers) != 1 {
+					errs <- fmt.Errorf("%s: wrong answer %+v", name, m)
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+	})
+
+	t.Run("tcp pipelined", func(t *testing.T) {
+		c, err := net.Dial("tcp", raddr.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		var batch []byte
+		for i := range 3 {
+			q := query(uint16(100+i), fmt.Sprintf("t%d.example.", i))
+			batch = binary.BigEndian.AppendUint16(batch, uint16(len(q)))
+			batch = append(batch, q...)
+		}
+		if _, err := c.Write(batch); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 3 {
+			var lb [2]byte
+			if _, err := io.ReadFull(c, lb[:]); err != nil {
+				t.Fatalf("answer %d: %v", i, err)
+			}
+			msg := make([]byte, binary.BigEndian.Uint16(lb[:]))
+			if _, err := io.ReadFull(c, msg); err != nil {
+				t.Fatalf("answer %d: %v", i, err)
+			}
+			h, as := parseAnswer(t, msg)
+			if h.ID != uint16(100+i) || len(as) != 1 || as[0] != netip.MustParseAddr("192.0.2.1") {
+				t.Fatalf("answer %d: id %d, addresses %v", i, h.ID, as)
+			}
+		}
+	})
+
+	t.Run("servfail when no upstream answers", func(t *testing.T) {
+		up.mu.Lock()
+		up.silent = true
+		up.mu.Unlock()
+		defer func() { up.mu.Lock(); up.silent = false; up.mu.Unlock() }()
+		c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(raddr))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.Write(query(7, "lost.example."))
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		buf := make([]byte, 4096)
+		n, err := c.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, as := parseAnswer(t, buf[:n])
+		if h.ID != 7 || h.RCode != dnsmessage.RCodeServerFailure || len(as) != 0 {
+			t.Fatalf("got %+v with %v, want SERVFAIL for id 7", h, as)
+		}
+	})
+
+	t.Run("close", func(t *testing.T) {
+		// An idle TCP client must not keep Close waiting.
+		c, err := net.Dial("tcp", raddr.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		time.Sleep(100 * time.Millisecond) // let the relay accept and dial upstream
+		if err := r.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Close(); err != nil {
+			t.Fatalf("second Close: %v", err)
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Read(make([]byte, 1)); err == nil {
+			t.Fatal("relayed connection still open after Close")
+		}
+		if _, err := net.DialTimeout("tcp", raddr.String(), time.Second); err == nil {
+			t.Fatal("relay still accepts after Close")
+		}
+	})
+}
+
+func TestListenErrors(t *testing.T) {
+	if _, err := Listen(netip.MustParseAddrPort("127.0.0.1:53"), nil); err == nil || !strings.Contains(err.Error(), "no upstream") {
+		t.Fatalf("Listen without upstreams: %v", err)
+	}
+}
