@@ -1,0 +1,101 @@
+package child
+
+import (
+	"errors"
+	"os"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+func TestExitCode(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		s    Status
+		want int
+	}{
+		{"zero", Status{}, 0},
+		{"code", Status{Code: 3}, 3},
+		{"code255", Status{Code: 255}, 255},
+		{"sigkill", Status{Signal: syscall.SIGKILL}, 137},
+		{"sigterm", Status{Signal: syscall.SIGTERM}, 143},
+		{"notfound", Status{ExecError: &os.PathError{Op: "exec", Path: "/x", Err: syscall.ENOENT}}, 127},
+		{"notdir", Status{ExecError: &os.PathError{Op: "exec", Path: "/x", Err: syscall.ENOTDIR}}, 126},
+		{"perm", Status{ExecError: &os.PathError{Op: "exec", Path: "/x", Err: syscall.EACCES}}, 126},
+		{"noexec", Status{ExecError: &os.PathError{Op: "exec", Path: "/x", Err: syscall.ENOEXEC}}, 126},
+	} {
+		if got := tc.s.ExitCode(); got != tc.want {
+			t.Errorf("%s: ExitCode() = %d, want %d", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestStatusString(t *testing.T) {
+	for _, tc := range []struct {
+		s    Status
+		want string
+	}{
+		{Status{Code: 3}, "exit status 3"},
+		{Status{Signal: syscall.SIGKILL}, "killed by signal 9 (killed)"},
+		{Status{ExecError: &os.PathError{Op: "exec", Path: "/x", Err: syscall.ENOENT}}, "exec /x: no such file or directory"},
+	} {
+		if got := tc.s.String(); got != tc.want {
+			t.Errorf("%#v.String() = %q, want %q", tc.s, got, tc.want)
+		}
+	}
+}
+
+func TestProgramEnv(t *testing.T) {
+	env := []string{"PATH=/bin", "HOME=/root", envChild + "=1", "USER=root", "LOGNAME=root", "X=a=b"}
+	if got, want := programEnv(env, nil), []string{"PATH=/bin", "HOME=/root", "USER=root", "LOGNAME=root", "X=a=b"}; !slices.Equal(got, want) {
+		t.Errorf("programEnv(nil user) = %q, want %q", got, want)
+	}
+	u := &User{Uid: 65534, Gid: 65534, Name: "nobody", Home: "/nonexistent"}
+	want := []string{"PATH=/bin", "X=a=b", "HOME=/nonexistent", "USER=nobody", "LOGNAME=nobody"}
+	if got := programEnv(env, u); !slices.Equal(got, want) {
+		t.Errorf("programEnv(nobody) = %q, want %q", got, want)
+	}
+}
+
+func TestRemoteError(t *testing.T) {
+	m := errorMessage(msgError, "mount /proc", os.NewSyscallError("mount", syscall.EPERM))
+	err := m.err()
+	if !errors.Is(err, os.ErrPermission) {
+		t.Errorf("errors.Is(%v, os.ErrPermission) = false", err)
+	}
+	if got, want := err.Error(), "mount /proc: operation not permitted"; got != want {
+		t.Errorf("Error() = %q, want %q", got, want)
+	}
+	m = errorMessage(msgError, "read config", errors.New("bad json"))
+	if got, want := m.err().Error(), "read config: bad json"; got != want {
+		t.Errorf("Error() = %q, want %q", got, want)
+	}
+	if errors.Unwrap(m.err()) != nil {
+		t.Errorf("error without errno unwraps to %v", errors.Unwrap(m.err()))
+	}
+}
+
+func TestLookupUserUnknown(t *testing.T) {
+	for _, name := range []string{"no-such-user-nsntrace", "4000000000"} {
+		_, err := LookupUser(name)
+		if !errors.Is(err, ErrUnknownUser) {
+			t.Fatalf("LookupUser(%q) = %v, want ErrUnknownUser", name, err)
+		}
+		if want := `unknown user "` + name + `"`; err.Error() != want {
+			t.Errorf("LookupUser(%q) error %q, want %q", name, err, want)
+		}
+	}
+}
+
+func TestLookupUserRoot(t *testing.T) {
+	for _, name := range []string{"root", "0"} {
+		u, err := LookupUser(name)
+		if err != nil {
+			t.Fatalf("LookupUser(%q): %v", name, err)
+		}
+		if u.Uid != 0 || u.Gid != 0 || u.Name != "root" || !strings.HasPrefix(u.Home, "/") || !slices.Contains(u.Groups, 0) {
+			t.Errorf("LookupUser(%q) = %+v", name, u)
+		}
+	}
+}

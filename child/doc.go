@@ -1,0 +1,43 @@
+// Package child starts the traced program in a world of its own: a
+// re-executed copy of nsntrace in new network, mount and PID namespaces,
+// which waits until the caller has wired the namespace up (veth, addresses,
+// routes, nft table, capture) and only then execs the program.
+//
+// The re-executed process is the init (PID 1) of the new PID namespace. It
+// makes its mount namespace private, mounts a fresh /proc (so the program's
+// ps and /proc/self are right), optionally covers /etc/resolv.conf with a
+// private file, and tells the caller it is ready. After [Process.Release] it
+// starts the program with the requested credentials, reaps every process of
+// the namespace (orphans are re-parented to it), forwards signals, and when
+// the program exits it reports the status over its socket and exits. The
+// kernel then kills every process left in the PID namespace, so nothing the
+// program started outlives the run, and [Process.Wait] returns only after
+// they are all gone.
+//
+// Parent and init talk over one CLOEXEC socketpair (fd 3 in the init); the
+// init learns that it is one from an environment variable that only [Start]
+// sets and that the program never sees. Every binary that calls [Start] must
+// call [MaybeRun] first thing in main (and in TestMain).
+//
+// # Privileges
+//
+// [Start] needs CAP_SYS_ADMIN (namespaces, mounts) in the caller's user
+// namespace; in practice it runs as root. The program itself runs as root
+// unless [Config.User] is set, in which case it runs with that user's uid,
+// gid and groups and without capabilities.
+//
+// # Network namespaces
+//
+// The new network namespace holds only an lo that is down; configuring it is
+// the caller's job, through the handle [Process.NetNS] returns, before
+// [Process.Release]. Nothing here touches the caller's own namespaces.
+//
+// # Signals
+//
+// Signals that a terminal sends to its foreground process group (SIGINT,
+// SIGQUIT, SIGHUP) reach the program directly, because init and program stay
+// in the caller's process group; the init therefore drops those when they
+// are sent to it, so that the program does not see them twice. SIGTERM,
+// SIGUSR1 and SIGUSR2 sent to the init are forwarded to the program, and
+// [Process.Signal] forwards any signal explicitly.
+package child

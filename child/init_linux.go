@@ -1,0 +1,311 @@
+package child
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// initFD is where Start puts the init's end of the socket (ExtraFiles[0]).
+const initFD = 3
+
+// MaybeRun returns at once unless this process is a child re-executed by
+// Start; then it becomes the init of the new namespaces, runs the program
+// and exits with it, never returning. Call it first thing in main (and in
+// TestMain), before anything opens files or starts goroutines that matter.
+func MaybeRun() {
+	if _, ok := os.LookupEnv(envChild); !ok {
+		return
+	}
+	if err := os.Unsetenv(envChild); err != nil {
+		os.Exit(125)
+	}
+	if os.Getpid() != 1 {
+		fmt.Fprintf(os.Stderr, "nsntrace: %s is set, but this process was not started as an nsntrace child\n", envChild)
+		os.Exit(125)
+	}
+	os.Exit(runInit())
+}
+
+// Exit codes of the init itself; the parent learns the details over the
+// socket, these only matter if that is gone.
+const (
+	initExitOK    = 0
+	initExitError = 125
+)
+
+// initConn is the init's side of the socket.
+type initConn struct {
+	conn *net.UnixConn
+	enc  *json.Encoder
+	dec  *json.Decoder
+}
+
+func (c *initConn) send(m message) error { return c.enc.Encode(&m) }
+
+// fail reports a failed step to the parent and returns the init's exit code.
+func (c *initConn) fail(op string, err error) int {
+	_ = c.send(errorMessage(msgError, op, err)) // best effort: the parent may be gone
+	return initExitError
+}
+
+func runInit() int {
+	// Signals: SIGCHLD drives the reaper; the rest are forwarded or
+	// dropped (see the package doc). Subscribing first means no SIGCHLD
+	// is missed, and a terminal's SIGINT during set-up does not end us
+	// (the parent decides then). Notify, not Ignore: ignored signals
+	// would stay ignored in the program.
+	sigc := make(chan os.Signal, 32)
+	signal.Notify(sigc, unix.SIGCHLD, unix.SIGTERM, unix.SIGUSR1, unix.SIGUSR2,
+		unix.SIGINT, unix.SIGQUIT, unix.SIGHUP)
+
+	// Every fd the parent let us inherit besides 0-2 and the socket
+	// (non-CLOEXEC fds of the parent) must not reach the program.
+	if err := cloexecFrom(initFD + 1); err != nil {
+		return initExitError
+	}
+	f := os.NewFile(initFD, "nsntrace-child")
+	fc, err := net.FileConn(f) // a CLOEXEC dup
+	f.Close()
+	if err != nil {
+		return initExitError
+	}
+	uc, ok := fc.(*net.UnixConn)
+	if !ok {
+		return initExitError
+	}
+	c := &initConn{conn: uc, enc: json.NewEncoder(uc), dec: json.NewDecoder(uc)}
+
+	var cfg message
+	if err := c.dec.Decode(&cfg); err != nil || cfg.Type != msgConfig {
+		return initExitError // the parent is gone or is not ours
+	}
+	if op, err := setupMounts(cfg.ResolvConf); err != nil {
+		return c.fail(op, err)
+	}
+
+	if err := c.send(message{Type: msgReady}); err != nil {
+		return initExitError
+	}
+	var m message
+	if err := c.dec.Decode(&m); err != nil || m.Type != msgGo {
+		// The parent closed the socket or died before Release: the run
+		// is off. Exiting kills nothing, there is nothing yet.
+		return initExitError
+	}
+
+	pid, err := startProgram(&cfg)
+	if err != nil {
+		_ = c.send(errorMessage(msgExecError, "exec "+cfg.Path, err)) // best effort: we exit either way
+		return initExitOK
+	}
+	if err := c.send(message{Type: msgStarted, Pid: pid}); err != nil {
+		// The parent is gone; our exit takes the program with it.
+		return initExitError
+	}
+
+	msgc := make(chan message)
+	go func() {
+		defer close(msgc)
+		for {
+			var m message
+			if err := c.dec.Decode(&m); err != nil {
+				return
+			}
+			msgc <- m
+		}
+	}()
+
+	for {
+		select {
+		case s := <-sigc:
+			switch s {
+			case unix.SIGCHLD:
+				if ws, done := reap(pid); done {
+					exit := message{Type: msgExit}
+					if ws.Signaled() {
+						exit.Signal = int(ws.Signal())
+					} else {
+						exit.Code = ws.ExitStatus()
+					}
+					_ = c.send(exit) // best effort: the parent may be gone; we end anyway
+					// Our exit makes the kernel kill whatever the
+					// program left running in the namespace.
+					return initExitOK
+				}
+			case unix.SIGTERM, unix.SIGUSR1, unix.SIGUSR2:
+				_ = unix.Kill(pid, s.(syscall.Signal)) // the program may be exiting already
+			default:
+				// SIGINT, SIGQUIT, SIGHUP: a terminal sends them to the
+				// whole foreground process group, program included.
+			}
+		case m, ok := <-msgc:
+			if !ok {
+				// The parent is gone (or closed us): end the run.
+				return initExitError
+			}
+			if m.Type == msgSignal && m.Signal > 0 {
+				_ = unix.Kill(pid, syscall.Signal(m.Signal)) // the program may be exiting already
+			}
+		}
+	}
+}
+
+// reap collects every exited child (orphans of the namespace included) and
+// reports the program's status once it is among them.
+func reap(program int) (ws unix.WaitStatus, done bool) {
+	for {
+		var s unix.WaitStatus
+		pid, err := unix.Wait4(-1, &s, unix.WNOHANG, nil)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil || pid <= 0 {
+			return ws, done
+		}
+		if pid == program {
+			ws, done = s, true
+		}
+	}
+}
+
+// startProgram forks and execs the program with its credentials; exec
+// errors come back precisely (syscall.ForkExec reports them from the
+// child). Only fds 0, 1 and 2 are passed: everything else of ours is
+// CLOEXEC.
+func startProgram(cfg *message) (int, error) {
+	sys := &syscall.SysProcAttr{
+		// Redundant with the PID namespace (our exit kills it), but it
+		// also covers the window before the first reap.
+		Pdeathsig: syscall.SIGKILL,
+	}
+	if u := cfg.User; u != nil {
+		// setuid from 0 to non-zero clears the permitted, effective and
+		// ambient capability sets (capabilities(7)), and setgroups with
+		// an empty list drops root's groups.
+		groups := u.Groups
+		if groups == nil {
+			groups = []uint32{}
+		}
+		sys.Credential = &syscall.Credential{Uid: u.Uid, Gid: u.Gid, Groups: groups}
+	}
+	return syscall.ForkExec(cfg.Path, cfg.Args, &syscall.ProcAttr{
+		Env:   cfg.Env,
+		Files: []uintptr{0, 1, 2},
+		Sys:   sys,
+	})
+}
+
+// cloexecFrom marks every open fd >= from close-on-exec. (close_range(2)
+// with CLOSE_RANGE_CLOEXEC does it in one call on Linux >= 5.11; /proc
+// works everywhere and this runs once.)
+func cloexecFrom(from int) error {
+	if err := unix.CloseRange(uint(from), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err == nil {
+		return nil
+	}
+	d, err := os.Open("/proc/self/fd")
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	names, err := d.Readdirnames(-1)
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		fd, err := strconv.Atoi(n)
+		if err != nil || fd < from || fd == int(d.Fd()) {
+			continue
+		}
+		unix.CloseOnExec(fd)
+	}
+	return nil
+}
+
+// setupMounts makes the mount namespace private, covers /etc/resolv.conf
+// if asked, and mounts a /proc of the new PID namespace. It returns the
+// failed step for the error message.
+func setupMounts(resolvConf []byte) (string, error) {
+	// Nothing we mount may propagate back to the host's namespace.
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return "make mounts private", os.NewSyscallError("mount", err)
+	}
+	if resolvConf != nil {
+		if err := coverResolvConf(resolvConf); err != nil {
+			return "cover /etc/resolv.conf", err
+		}
+	}
+	if err := mountProc(); err != nil {
+		return "mount /proc", err
+	}
+	return "", nil
+}
+
+func mountProc() error {
+	return os.NewSyscallError("mount", unix.Mount("proc", "/proc", "proc",
+		unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""))
+}
+
+// resolvConfPath is the file that ResolvConf covers.
+const resolvConfPath = "/etc/resolv.conf"
+
+// coverResolvConf bind-mounts a private file with content over
+// /etc/resolv.conf without following a symbolic link there: the link itself
+// is covered, so a link to systemd-resolved's stub file (or a dangling one)
+// works and its target is untouched. It must run before mountProc.
+//
+// A bind source must be a linked file on a mount of this namespace (memfd
+// and O_TMPFILE files are refused), and nothing of the host may be written.
+// So the file lives on a tmpfs mounted over /proc for a moment; the bind
+// goes from and to /proc/self/fd magic links (O_PATH|O_NOFOLLOW keeps the
+// link itself), which needs a proc mounted on top for that moment. Both are
+// unmounted afterwards; the bind mount keeps the tmpfs alive. This works on
+// any kernel, unlike fsopen(2)/move_mount(2) (Linux >= 5.2).
+func coverResolvConf(content []byte) error {
+	target, err := unix.Open(resolvConfPath, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &os.PathError{Op: "open", Path: resolvConfPath, Err: err}
+	}
+	defer unix.Close(target)
+
+	// No clean-up on failure: the init then exits, and its mount
+	// namespace goes with it.
+	if err := unix.Mount("tmpfs", "/proc", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC,
+		"mode=0755,size=64k,nr_inodes=16"); err != nil {
+		return fmt.Errorf("mount tmpfs: %w", os.NewSyscallError("mount", err))
+	}
+	const file = "/proc/resolv.conf"
+	if err := os.WriteFile(file, content, 0o644); err != nil {
+		return err
+	}
+	// WriteFile honours the umask; the -u user must be able to read it.
+	if err := os.Chmod(file, 0o644); err != nil {
+		return err
+	}
+	src, err := unix.Open(file, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &os.PathError{Op: "open", Path: file, Err: err}
+	}
+	defer unix.Close(src)
+	if err := mountProc(); err != nil {
+		return err
+	}
+	if err := unix.Mount("/proc/self/fd/"+strconv.Itoa(src), "/proc/self/fd/"+strconv.Itoa(target),
+		"", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("bind mount: %w", os.NewSyscallError("mount", err))
+	}
+	if err := unix.Unmount("/proc", unix.MNT_DETACH); err != nil {
+		return fmt.Errorf("unmount proc: %w", os.NewSyscallError("umount2", err))
+	}
+	if err := unix.Unmount("/proc", unix.MNT_DETACH); err != nil {
+		return fmt.Errorf("unmount tmpfs: %w", os.NewSyscallError("umount2", err))
+	}
+	return nil
+}
