@@ -191,7 +191,8 @@ func Start(cfg *Config) (p *Process, err error) {
 // deathCause explains a socket error: when the init has died, its exit is
 // the real cause.
 func (p *Process) deathCause(err error) error {
-	if !errors.Is(err, io.EOF) && !errors.Is(err, syscall.EPIPE) && !errors.Is(err, syscall.ECONNRESET) {
+	if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) &&
+		!errors.Is(err, syscall.EPIPE) && !errors.Is(err, syscall.ECONNRESET) {
 		return err
 	}
 	<-p.initDone

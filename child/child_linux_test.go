@@ -47,11 +47,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "unknown helper %q\n", mode)
 		os.Exit(2)
 	}
-	code := m.Run()
-	if probeDir != "" {
-		os.RemoveAll(probeDir)
-	}
-	os.Exit(code)
+	os.Exit(m.Run())
 }
 
 // report is what the probe program sees from inside.
@@ -165,31 +161,29 @@ func waitTerm() int {
 	return 42
 }
 
-// probeBinary returns the world-executable copy of the test binary.
+// probeBinary returns a copy of the test binary that any user may execute
+// (the build directory is root's alone), to run as the traced program.
 func probeBinary(t *testing.T) string {
 	t.Helper()
-	if probeDir == "" {
-		exe, err := os.Executable()
-		if err != nil {
-			t.Fatal(err)
-		}
-		dir, err := os.MkdirTemp("", "nsntrace-child-test-")
-		if err != nil {
-			t.Fatal(err)
-		}
-		probeDir = dir
-		if err := os.Chmod(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		b, err := os.ReadFile(exe)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, "probe"), b, 0o755); err != nil {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
-	return filepath.Join(probeDir, "probe")
+	b, err := os.ReadFile(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "probe")
+	if err := os.WriteFile(p, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 // lookPath resolves a program as the caller of child.Start must.
@@ -675,6 +669,19 @@ func TestKill(t *testing.T) {
 			t.Errorf("Kill after the end: %v", err)
 		}
 	})
+	t.Run("external", func(t *testing.T) {
+		// Someone else kills the init: the parent must notice, not hang.
+		p, _ := start(t, &child.Config{Path: sleep, Args: []string{"sleep", "1000"}})
+		if err := syscall.Kill(p.Pid(), syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Release(); err == nil {
+			t.Error("Release of a dead child succeeded")
+		}
+		if st, err := p.Wait(); err == nil {
+			t.Errorf("Wait of a child that died unasked = %v, nil; want an error", st)
+		}
+	})
 	t.Run("close", func(t *testing.T) {
 		testbed.RequirePrivileged(t)
 		p, err := child.Start(&child.Config{Path: sleep, Args: []string{"sleep", "1000"}})
@@ -730,10 +737,7 @@ func TestResolvConf(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mountsBefore, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		t.Fatal(err)
-	}
+	mountsBefore := mountsAt(t, "/etc/resolv.conf", "/proc", "/etc")
 	u, err := child.LookupUser("nobody")
 	if err != nil {
 		t.Fatal(err)
@@ -756,13 +760,28 @@ func TestResolvConf(t *testing.T) {
 	if string(after) != string(before) {
 		t.Errorf("host /etc/resolv.conf changed: %q -> %q", before, after)
 	}
-	mountsAfter, err := os.ReadFile("/proc/self/mountinfo")
+	// Other tests of the tree may mount things meanwhile (/run/netns), so
+	// only the mount points the child uses are compared.
+	if after := mountsAt(t, "/etc/resolv.conf", "/proc", "/etc"); !slices.Equal(after, mountsBefore) {
+		t.Errorf("the test's mounts changed:\n%q\n---\n%q", mountsBefore, after)
+	}
+}
+
+// mountsAt returns the lines of the test's /proc/self/mountinfo whose
+// mount point is one of points.
+func mountsAt(t *testing.T, points ...string) []string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(mountsAfter) != string(mountsBefore) {
-		t.Errorf("the test's mounts changed:\n%s\n---\n%s", mountsBefore, mountsAfter)
+	var lines []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) > 4 && slices.Contains(points, f[4]) {
+			lines = append(lines, l)
+		}
 	}
+	return lines
 }
 
 // symlinkResult is what the resolv-symlink helper reports.
@@ -1031,4 +1050,84 @@ func intermediate() int {
 	// Wait for the test to kill us; stdin stays open until then.
 	_, _ = io.Copy(io.Discard, os.Stdin)
 	return 3
+}
+
+func TestConcurrent(t *testing.T) {
+	sh := lookPath(t, "sh")
+	const n = 16
+	type result struct {
+		netns string
+		st    child.Status
+		err   error
+	}
+	procs := make([]*child.Process, n)
+	for i := range n {
+		procs[i], _ = start(t, &child.Config{Path: sh, Args: []string{"sh", "-c", "exit " + strconv.Itoa(i)}})
+	}
+	results := make(chan result, n)
+	for i := range n {
+		go func() {
+			var r result
+			ns, err := procs[i].NetNS()
+			if err != nil {
+				r.err = err
+				results <- r
+				return
+			}
+			var st unix.Stat_t
+			if err := unix.Fstat(int(ns.Fd()), &st); err != nil {
+				r.err = err
+				results <- r
+				return
+			}
+			r.netns = strconv.FormatUint(st.Ino, 10)
+			if r.err = procs[i].Release(); r.err == nil {
+				r.st, r.err = procs[i].Wait()
+				if r.err == nil && r.st.ExitCode() != i {
+					r.err = fmt.Errorf("run %d: %v", i, r.st)
+				}
+			}
+			results <- r
+		}()
+	}
+	seen := map[string]bool{}
+	for range n {
+		r := <-results
+		if r.err != nil {
+			t.Error(r.err)
+			continue
+		}
+		if seen[r.netns] {
+			t.Errorf("two runs share network namespace %s", r.netns)
+		}
+		seen[r.netns] = true
+	}
+}
+
+// BenchmarkRun measures a whole run of /bin/true: re-exec, namespaces,
+// mounts, release, exec, exit, teardown of the PID namespace.
+func BenchmarkRun(b *testing.B) {
+	testbed.RequirePrivileged(b)
+	truePath, err := exec.LookPath("true")
+	if err != nil {
+		b.Fatal(err)
+	}
+	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer null.Close()
+	for b.Loop() {
+		p, err := child.Start(&child.Config{Path: truePath, Args: []string{"true"}, Stdin: null, Stdout: null, Stderr: null})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := p.Release(); err != nil {
+			b.Fatal(err)
+		}
+		if st, err := p.Wait(); err != nil || st.ExitCode() != 0 {
+			b.Fatalf("%v, %v", st, err)
+		}
+		p.Close()
+	}
 }
