@@ -462,77 +462,11 @@ func TestExitStatus(t *testing.T) {
 // pidNS returns the PID namespace of a host pid, as readlink shows it.
 func pidNS(t *testing.T, pid int) string {
 	t.Helper()
-	ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", pid))
+	ns, err := testbed.PIDNamespace(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return ns
-}
-
-// liveInNS lists the host pids of processes in the PID namespace ns that
-// have not exited (zombies excluded), from the kernel's view in /proc.
-func liveInNS(ns string) []int {
-	ents, _ := os.ReadDir("/proc")
-	var pids []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if l, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", pid)); err != nil || l != ns {
-			continue
-		}
-		if st, err := procState(pid); err == nil && st != "Z" && st != "X" {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}
-
-// procState and procPPid read /proc/PID/stat.
-func procState(pid int) (string, error) {
-	f, err := procStat(pid)
-	if err != nil {
-		return "", err
-	}
-	return f[0], nil
-}
-
-func procPPid(pid int) (int, error) {
-	f, err := procStat(pid)
-	if err != nil {
-		return 0, err
-	}
-	return strconv.Atoi(f[1])
-}
-
-// procStat returns the fields of /proc/PID/stat after the command name.
-func procStat(pid int) ([]string, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return nil, err
-	}
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 {
-		return nil, fmt.Errorf("bad /proc/%d/stat", pid)
-	}
-	return strings.Fields(string(b[i+1:])), nil
-}
-
-// childrenOf lists the live children of a host pid.
-func childrenOf(parent int) []int {
-	ents, _ := os.ReadDir("/proc")
-	var pids []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if pp, err := procPPid(pid); err == nil && pp == parent {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
 }
 
 func TestOrphansDie(t *testing.T) {
@@ -551,7 +485,7 @@ func TestOrphansDie(t *testing.T) {
 	}
 	// Wait returns after the kernel has killed and reaped the rest of the
 	// namespace, the background sleep included.
-	if left := liveInNS(ns); len(left) > 0 {
+	if left := testbed.LiveInPIDNamespace(t, ns); len(left) > 0 {
 		t.Errorf("processes left in the PID namespace after Wait: %v", left)
 	}
 }
@@ -562,7 +496,7 @@ func TestReleaseBarrier(t *testing.T) {
 	p, wait := start(t, &child.Config{Path: sh, Args: []string{"sh", "-c", `touch "$0"`, flag}})
 	// Start has returned: the init is up and ready, but the program must
 	// not exist yet.
-	if kids := childrenOf(p.Pid()); len(kids) != 0 {
+	if kids := testbed.Children(t, p.Pid()); len(kids) != 0 {
 		t.Errorf("init %d has children %v before Release", p.Pid(), kids)
 	}
 	if _, err := os.Stat(flag); !errors.Is(err, os.ErrNotExist) {
@@ -646,7 +580,7 @@ func TestKill(t *testing.T) {
 		if r := wait(); r.status.Signal != syscall.SIGKILL || r.status.ExitCode() != 137 {
 			t.Errorf("status %v, want killed by SIGKILL", r.status)
 		}
-		if left := liveInNS(ns); len(left) > 0 {
+		if left := testbed.LiveInPIDNamespace(t, ns); len(left) > 0 {
 			t.Errorf("processes left: %v", left)
 		}
 	})
@@ -662,7 +596,7 @@ func TestKill(t *testing.T) {
 		if r := wait(); r.status.Signal != syscall.SIGKILL || r.status.ExitCode() != 137 {
 			t.Errorf("status %v, want killed by SIGKILL", r.status)
 		}
-		if left := liveInNS(ns); len(left) > 0 {
+		if left := testbed.LiveInPIDNamespace(t, ns); len(left) > 0 {
 			t.Errorf("processes left: %v", left)
 		}
 		if err := p.Kill(); err != nil {
@@ -697,7 +631,7 @@ func TestKill(t *testing.T) {
 				t.Errorf("Close: %v", err)
 			}
 		}
-		if left := liveInNS(ns); len(left) > 0 {
+		if left := testbed.LiveInPIDNamespace(t, ns); len(left) > 0 {
 			t.Errorf("processes left after Close: %v", left)
 		}
 		if _, err := p.NetNS(); !errors.Is(err, os.ErrClosed) {
@@ -982,7 +916,7 @@ func TestPdeathsig(t *testing.T) {
 			watch := []int{initPid}
 			if release {
 				// Release returned after the program started.
-				kids := childrenOf(initPid)
+				kids := testbed.Children(t, initPid)
 				if len(kids) != 1 {
 					t.Fatalf("init %d has children %v, want the program", initPid, kids)
 				}
@@ -1017,11 +951,11 @@ func TestPdeathsig(t *testing.T) {
 						break
 					}
 				}
-				if st, err := procState(watch[i]); err == nil && st != "Z" && st != "X" {
+				if st, err := testbed.ProcState(watch[i]); err == nil && st != "Z" && st != "X" {
 					t.Errorf("pid %d is in state %s after its parent was killed", watch[i], st)
 				}
 			}
-			if left := liveInNS(ns); len(left) > 0 {
+			if left := testbed.LiveInPIDNamespace(t, ns); len(left) > 0 {
 				t.Errorf("processes left in the PID namespace: %v", left)
 			}
 		})
