@@ -59,6 +59,7 @@ type report struct {
 	FDs            []int
 	Uid, Gid       string
 	Groups, CapEff string
+	CapPrm, CapAmb string
 	Home, User     string
 	Logname        string
 	Marker         bool
@@ -134,6 +135,10 @@ func probe() int {
 			r.Groups = v
 		case "CapEff":
 			r.CapEff = v
+		case "CapPrm":
+			r.CapPrm = v
+		case "CapAmb":
+			r.CapAmb = v
 		}
 	}
 	r.Home, r.User, r.Logname = os.Getenv("HOME"), os.Getenv("USER"), os.Getenv("LOGNAME")
@@ -404,8 +409,8 @@ func TestUser(t *testing.T) {
 	if got := strings.Fields(rep.Groups); !slices.Equal(got, groups) {
 		t.Errorf("Groups: %q, want %q", got, groups)
 	}
-	if rep.CapEff != "0000000000000000" {
-		t.Errorf("CapEff: %s, want 0000000000000000", rep.CapEff)
+	if rep.CapEff != "0000000000000000" || rep.CapPrm != "0000000000000000" || rep.CapAmb != "0000000000000000" {
+		t.Errorf("CapEff %s, CapPrm %s, CapAmb %s; want all 0000000000000000", rep.CapEff, rep.CapPrm, rep.CapAmb)
 	}
 	if rep.Home != u.Home || rep.User != "nobody" || rep.Logname != "nobody" {
 		t.Errorf("HOME, USER, LOGNAME = %q, %q, %q; want %q, nobody, nobody", rep.Home, rep.User, rep.Logname, u.Home)
@@ -517,6 +522,7 @@ func TestReleaseBarrier(t *testing.T) {
 }
 
 func TestSignal(t *testing.T) {
+	testbed.RequirePrivileged(t)
 	bin := probeBinary(t)
 	for _, tc := range []struct {
 		name   string
@@ -567,6 +573,7 @@ func TestSignal(t *testing.T) {
 }
 
 func TestKill(t *testing.T) {
+	testbed.RequirePrivileged(t)
 	sleep := lookPath(t, "sleep")
 	t.Run("before-release", func(t *testing.T) {
 		p, wait := start(t, &child.Config{Path: sleep, Args: []string{"sleep", "1000"}})

@@ -32,6 +32,12 @@
 // the caller's job, through the handle [Process.NetNS] returns, before
 // [Process.Release]. Nothing here touches the caller's own namespaces.
 //
+// /sys is deliberately left as it is (unlike `ip netns exec`, which mounts
+// a sysfs of the new namespace over it): a fresh sysfs would hide
+// /sys/fs/cgroup and other submounts from the program. Programs that list
+// interfaces through netlink or ioctl see the new namespace; a program that
+// reads /sys/class/net sees the host's devices.
+//
 // # Signals
 //
 // Signals that a terminal sends to its foreground process group (SIGINT,
