@@ -1,0 +1,594 @@
+package filter
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+
+	"golang.org/x/net/bpf"
+)
+
+// The optimiser works on the block DAG produced by lower. It keeps every
+// packet load that decides a verdict on the path it is on (so truncated
+// packets are rejected where libpcap rejects them) and removes only:
+//   - loads whose value is already in the register on every incoming path;
+//   - tests whose outcome is implied by an earlier test of the same value on
+//     the incoming edge (jump threading), which is how `ip and arp` is seen
+//     to reject everything.
+
+// state is the symbolic content of the machine: each register holds a
+// string naming the value ("#5", "H[12]", "?17" for an unknown).
+type state struct {
+	a, x string
+	m    [memWords]string
+}
+
+type analysis struct {
+	g     *graph
+	order []*block
+	preds map[*block][]*block
+	in    map[*block]*state
+	out   map[*block]*state
+	fresh int
+}
+
+func (an *analysis) unknown() string {
+	an.fresh++
+	return "?" + strconv.Itoa(an.fresh)
+}
+
+func sizeName(op uint16) string {
+	switch op & 0x18 {
+	case szB:
+		return "B"
+	case szH:
+		return "H"
+	}
+	return "W"
+}
+
+func constOf(s string) (uint32, bool) {
+	if len(s) > 1 && s[0] == '#' {
+		v, err := strconv.ParseUint(s[1:], 10, 32)
+		return uint32(v), err == nil
+	}
+	return 0, false
+}
+
+func foldALU(op uint16, a, b uint32) (uint32, bool) {
+	switch op & 0xf0 {
+	case aluADD:
+		return a + b, true
+	case aluSUB:
+		return a - b, true
+	case aluMUL:
+		return a * b, true
+	case aluDIV:
+		if b == 0 {
+			return 0, false
+		}
+		return a / b, true
+	case aluMOD:
+		if b == 0 {
+			return 0, false
+		}
+		return a % b, true
+	case aluOR:
+		return a | b, true
+	case aluAND:
+		return a & b, true
+	case aluXOR:
+		return a ^ b, true
+	case aluLSH:
+		if b >= 32 {
+			return 0, true
+		}
+		return a << b, true
+	case aluRSH:
+		if b >= 32 {
+			return 0, true
+		}
+		return a >> b, true
+	case aluNEG:
+		return -a, true
+	}
+	return 0, false
+}
+
+// step applies one instruction to s. It returns false for instructions
+// whose effect it cannot describe (none today).
+func (an *analysis) step(s *state, in bpf.RawInstruction) {
+	k := in.K
+	switch in.Op & 0x07 {
+	case clsLD:
+		switch in.Op & 0xe0 {
+		case mdIMM:
+			s.a = "#" + strconv.FormatUint(uint64(k), 10)
+		case mdABS:
+			s.a = sizeName(in.Op) + "[" + strconv.FormatUint(uint64(k), 10) + "]"
+		case mdIND:
+			if c, ok := constOf(s.x); ok && uint64(c)+uint64(k) < skfAdOff {
+				s.a = sizeName(in.Op) + "[" + strconv.FormatUint(uint64(c+k), 10) + "]"
+			} else {
+				s.a = sizeName(in.Op) + "[" + s.x + "+" + strconv.FormatUint(uint64(k), 10) + "]"
+			}
+		case mdMEM:
+			s.a = s.m[k%memWords]
+		case mdLEN:
+			s.a = "LEN"
+		default:
+			s.a = an.unknown()
+		}
+	case clsLDX:
+		switch in.Op & 0xe0 {
+		case mdIMM:
+			s.x = "#" + strconv.FormatUint(uint64(k), 10)
+		case mdMEM:
+			s.x = s.m[k%memWords]
+		case mdLEN:
+			s.x = "LEN"
+		case mdMSH:
+			s.x = "MSH[" + strconv.FormatUint(uint64(k), 10) + "]"
+		default:
+			s.x = an.unknown()
+		}
+	case clsST:
+		s.m[k%memWords] = s.a
+	case clsSTX:
+		s.m[k%memWords] = s.x
+	case clsALU:
+		op := in.Op & 0xf0
+		var rhs string
+		if op == aluNEG {
+			rhs = ""
+		} else if in.Op&srcX != 0 {
+			rhs = s.x
+		} else {
+			rhs = "#" + strconv.FormatUint(uint64(k), 10)
+		}
+		ca, okA := constOf(s.a)
+		cb, okB := constOf(rhs)
+		if op == aluNEG {
+			okB = true
+		}
+		if okA && okB {
+			if v, ok := foldALU(in.Op, ca, cb); ok {
+				s.a = "#" + strconv.FormatUint(uint64(v), 10)
+				return
+			}
+		}
+		s.a = "(" + s.a + " " + strconv.Itoa(int(op>>4)) + " " + rhs + ")"
+	case clsMISC:
+		if in.Op&0xf8 == miscTXA {
+			s.a = s.x
+		} else {
+			s.x = s.a
+		}
+	}
+}
+
+// noop reports whether in leaves s unchanged (a repeated load).
+func (an *analysis) noop(s *state, in bpf.RawInstruction) bool {
+	switch in.Op & 0x07 {
+	case clsLD, clsLDX, clsMISC, clsST, clsSTX:
+	default:
+		return false
+	}
+	t := *s
+	an.step(&t, in)
+	return t == *s
+}
+
+func (g *graph) reachable(entry *block) []*block {
+	seen := map[*block]bool{}
+	var out []*block
+	var walk func(b *block)
+	walk = func(b *block) {
+		if seen[b] {
+			return
+		}
+		seen[b] = true
+		out = append(out, b)
+		if b.isRet {
+			return
+		}
+		walk(b.jt)
+		if b.op != clsJMP|jmpJA {
+			walk(b.jf)
+		}
+	}
+	walk(entry)
+	return out
+}
+
+func succs(b *block) []*block {
+	if b.isRet {
+		return nil
+	}
+	if b.op == clsJMP|jmpJA {
+		return []*block{b.jt}
+	}
+	if b.jt == b.jf {
+		return []*block{b.jt}
+	}
+	return []*block{b.jt, b.jf}
+}
+
+// normalise resolves placeholders and bypasses empty unconditional blocks.
+func normalise(entry *block, all []*block) *block {
+	skip := func(b *block) *block {
+		for i := 0; i < len(all)+1; i++ {
+			b = resolve(b)
+			if !b.isRet && b.op == clsJMP|jmpJA && len(b.code) == 0 {
+				b = b.jt
+				continue
+			}
+			return b
+		}
+		return b
+	}
+	for _, b := range all {
+		if b.jt != nil {
+			b.jt = skip(b.jt)
+		}
+		if b.jf != nil {
+			b.jf = skip(b.jf)
+		}
+		if !b.isRet && b.op != clsJMP|jmpJA && b.jt == b.jf {
+			// Both outcomes lead to the same place: keep the loads (they
+			// may reject a truncated packet) but drop the test.
+			b.op = clsJMP | jmpJA
+		}
+	}
+	return skip(entry)
+}
+
+// topo orders the reachable blocks so that every jump goes forward,
+// keeping creation order where it can and returns last.
+func topo(entry *block, blocks []*block) []*block {
+	indeg := map[*block]int{}
+	for _, b := range blocks {
+		for _, s := range succs(b) {
+			indeg[s]++
+		}
+	}
+	prio := func(b *block) int {
+		if b.isRet {
+			return 1<<30 + b.id
+		}
+		return b.id
+	}
+	ready := []*block{entry}
+	var out []*block
+	for len(ready) > 0 {
+		sort.Slice(ready, func(i, j int) bool { return prio(ready[i]) < prio(ready[j]) })
+		b := ready[0]
+		ready = ready[1:]
+		b.order = len(out)
+		out = append(out, b)
+		for _, s := range succs(b) {
+			indeg[s]--
+			if indeg[s] == 0 {
+				ready = append(ready, s)
+			}
+		}
+	}
+	return out
+}
+
+func (an *analysis) run(entry *block) {
+	blocks := an.g.reachable(entry)
+	an.order = topo(entry, blocks)
+	an.preds = map[*block][]*block{}
+	for _, b := range an.order {
+		for _, s := range succs(b) {
+			an.preds[s] = append(an.preds[s], b)
+		}
+	}
+	an.in = map[*block]*state{}
+	an.out = map[*block]*state{}
+	for _, b := range an.order {
+		var st state
+		ps := an.preds[b]
+		if b == entry {
+			st.a, st.x = "#0", "#0"
+			for i := range st.m {
+				st.m[i] = "?uninit" + strconv.Itoa(i)
+			}
+		} else {
+			st = *an.out[ps[0]]
+			for _, p := range ps[1:] {
+				o := an.out[p]
+				if o.a != st.a {
+					st.a = an.unknown()
+				}
+				if o.x != st.x {
+					st.x = an.unknown()
+				}
+				for i := range st.m {
+					if o.m[i] != st.m[i] {
+						st.m[i] = an.unknown()
+					}
+				}
+			}
+		}
+		in := st
+		an.in[b] = &in
+		// Drop instructions that change nothing.
+		kept := b.code[:0:0]
+		for _, i := range b.code {
+			if an.noop(&st, i) {
+				continue
+			}
+			an.step(&st, i)
+			kept = append(kept, i)
+		}
+		b.code = kept
+		out := st
+		an.out[b] = &out
+	}
+}
+
+type fact struct {
+	op      uint16
+	k       uint32
+	outcome bool
+}
+
+// decide works out the outcome of the test (op, k) on a value v known to
+// satisfy facts, or reports that it cannot.
+func decide(v string, facts []fact, op uint16, k uint32) (bool, bool) {
+	if c, ok := constOf(v); ok {
+		return evalJump(op, c, k), true
+	}
+	for _, f := range facts {
+		if f.op == clsJMP|jmpJEQ && f.outcome {
+			return evalJump(op, f.k, k), true
+		}
+	}
+	for _, f := range facts {
+		fk := uint64(f.k)
+		kk := uint64(k)
+		switch op {
+		case clsJMP | jmpJEQ:
+			switch {
+			case f.op == clsJMP|jmpJEQ && !f.outcome && fk == kk:
+				return false, true
+			case f.op == clsJMP|jmpJGT && f.outcome && kk <= fk:
+				return false, true
+			case f.op == clsJMP|jmpJGE && f.outcome && kk < fk:
+				return false, true
+			case f.op == clsJMP|jmpJGT && !f.outcome && kk > fk:
+				return false, true
+			case f.op == clsJMP|jmpJGE && !f.outcome && kk >= fk:
+				return false, true
+			case f.op == clsJMP|jmpJSET && !f.outcome && kk&fk != 0:
+				return false, true
+			}
+		case clsJMP | jmpJGT:
+			switch {
+			case f.op == clsJMP|jmpJGT && f.outcome && fk >= kk:
+				return true, true
+			case f.op == clsJMP|jmpJGE && f.outcome && fk > kk:
+				return true, true
+			case f.op == clsJMP|jmpJGT && !f.outcome && fk <= kk:
+				return false, true
+			case f.op == clsJMP|jmpJGE && !f.outcome && fk <= kk+1:
+				return false, true
+			}
+		case clsJMP | jmpJGE:
+			switch {
+			case f.op == clsJMP|jmpJGE && f.outcome && fk >= kk:
+				return true, true
+			case f.op == clsJMP|jmpJGT && f.outcome && fk+1 >= kk:
+				return true, true
+			case f.op == clsJMP|jmpJGE && !f.outcome && fk <= kk:
+				return false, true
+			case f.op == clsJMP|jmpJGT && !f.outcome && fk < kk:
+				return false, true
+			}
+		case clsJMP | jmpJSET:
+			switch {
+			case f.op == clsJMP|jmpJSET && f.outcome && fk&kk == fk:
+				return true, true
+			case f.op == clsJMP|jmpJSET && !f.outcome && kk&fk == kk:
+				return false, true
+			}
+		}
+	}
+	return false, false
+}
+
+func evalJump(op uint16, a, k uint32) bool {
+	switch op {
+	case clsJMP | jmpJEQ:
+		return a == k
+	case clsJMP | jmpJGT:
+		return a > k
+	case clsJMP | jmpJGE:
+		return a >= k
+	case clsJMP | jmpJSET:
+		return a&k != 0
+	}
+	return false
+}
+
+// thread retargets edges whose destination test is already decided by the
+// edge's own test. It reports whether anything changed.
+func (an *analysis) thread() bool {
+	changed := false
+	for _, b := range an.order {
+		if b.isRet || b.op == clsJMP|jmpJA || b.op&srcX != 0 {
+			continue
+		}
+		exit := an.out[b]
+		for _, outcome := range []bool{true, false} {
+			facts := []fact{{b.op, b.k, outcome}}
+			target := b.jf
+			if outcome {
+				target = b.jt
+			}
+			dst := target
+			for steps := 0; steps < len(an.order); steps++ {
+				if dst.isRet || dst.op == clsJMP|jmpJA || dst.op&srcX != 0 {
+					break
+				}
+				st := *exit
+				noop := true
+				for _, i := range dst.code {
+					if !an.noop(&st, i) {
+						noop = false
+						break
+					}
+				}
+				if !noop {
+					break
+				}
+				r, ok := decide(exit.a, facts, dst.op, dst.k)
+				if !ok {
+					break
+				}
+				facts = append(facts, fact{dst.op, dst.k, r})
+				if r {
+					dst = dst.jt
+				} else {
+					dst = dst.jf
+				}
+			}
+			if dst != target {
+				if outcome {
+					b.jt = dst
+				} else {
+					b.jf = dst
+				}
+				changed = true
+			}
+		}
+	}
+	return changed
+}
+
+// optimise runs the passes to a fixed point and returns the block order.
+func optimise(g *graph, entry *block) (*block, []*block) {
+	entry = normalise(entry, g.blocks)
+	an := &analysis{g: g}
+	for round := 0; round < 50; round++ {
+		an.run(entry)
+		if !an.thread() {
+			break
+		}
+		entry = normalise(entry, g.blocks)
+	}
+	an.run(entry)
+	return entry, an.order
+}
+
+// layout linearises the ordered blocks into instructions, inserting `ja`
+// trampolines where a conditional jump would exceed 255.
+func layout(order []*block) ([]bpf.RawInstruction, error) {
+	type item struct {
+		b      *block
+		tramp  *block // for a trampoline: the real target
+		trampT bool   // trampoline serves the jt edge of owner
+		owner  *block
+	}
+	needT := map[*block]bool{}
+	needF := map[*block]bool{}
+	for iter := 0; ; iter++ {
+		if iter > 10000 {
+			return nil, fmt.Errorf("filter: cannot lay out program")
+		}
+		var items []item
+		for _, b := range order {
+			items = append(items, item{b: b})
+			if needT[b] {
+				items = append(items, item{tramp: b.jt, trampT: true, owner: b})
+			}
+			if needF[b] {
+				items = append(items, item{tramp: b.jf, owner: b})
+			}
+		}
+		// sizes
+		pos := make([]int, len(items)+1)
+		blockPos := map[*block]int{}
+		trampPos := map[[2]interface{}]int{}
+		size := func(idx int) int {
+			it := items[idx]
+			if it.tramp != nil {
+				return 1
+			}
+			b := it.b
+			n := len(b.code)
+			if b.isRet {
+				return n + 1
+			}
+			if b.op == clsJMP|jmpJA {
+				if idx+1 < len(items) && items[idx+1].b == b.jt {
+					return n
+				}
+				return n + 1
+			}
+			return n + 1
+		}
+		for i := range items {
+			pos[i+1] = pos[i] + size(i)
+			if items[i].tramp == nil {
+				blockPos[items[i].b] = pos[i]
+			} else {
+				trampPos[[2]interface{}{items[i].owner, items[i].trampT}] = pos[i]
+			}
+		}
+		total := pos[len(items)]
+		if total > maxInsns {
+			return nil, fmt.Errorf("filter: program needs %d instructions, more than the kernel's limit of %d", total, maxInsns)
+		}
+		grew := false
+		for i, it := range items {
+			if it.tramp != nil || it.b.isRet || it.b.op == clsJMP|jmpJA {
+				continue
+			}
+			b := it.b
+			jpos := pos[i] + len(b.code)
+			if !needT[b] && blockPos[b.jt]-jpos-1 > 255 {
+				needT[b] = true
+				grew = true
+			}
+			if !needF[b] && blockPos[b.jf]-jpos-1 > 255 {
+				needF[b] = true
+				grew = true
+			}
+		}
+		if grew {
+			continue
+		}
+		prog := make([]bpf.RawInstruction, 0, total)
+		for i, it := range items {
+			if it.tramp != nil {
+				prog = append(prog, ins(clsJMP|jmpJA, uint32(blockPos[it.tramp]-pos[i]-1)))
+				continue
+			}
+			b := it.b
+			prog = append(prog, b.code...)
+			jpos := len(prog)
+			switch {
+			case b.isRet:
+				prog = append(prog, ins(clsRET|retK, b.retVal))
+			case b.op == clsJMP|jmpJA:
+				if size(i) > len(b.code) {
+					prog = append(prog, ins(clsJMP|jmpJA, uint32(blockPos[b.jt]-jpos-1)))
+				}
+			default:
+				tt := blockPos[b.jt]
+				if needT[b] {
+					tt = trampPos[[2]interface{}{b, true}]
+				}
+				ff := blockPos[b.jf]
+				if needF[b] {
+					ff = trampPos[[2]interface{}{b, false}]
+				}
+				prog = append(prog, bpf.RawInstruction{Op: b.op, Jt: uint8(tt - jpos - 1), Jf: uint8(ff - jpos - 1), K: b.k})
+			}
+		}
+		return prog, nil
+	}
+}
