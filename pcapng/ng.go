@@ -230,15 +230,17 @@ func (w *ngWriter) WritePacket(p *Packet) error {
 	if w.err != nil {
 		return w.err
 	}
-	orig, err := checkPacket(p, w.snaplens)
-	if err != nil {
-		return err
+	// One cheap test for the common case; invalidPacket says what is
+	// wrong (and is the only part that allocates).
+	n := len(p.Data)
+	orig := p.Length
+	if orig == 0 {
+		orig = n
 	}
-	if p.Direction > DirectionOutbound || p.Reception > ReceptionPromiscuous {
-		return fmt.Errorf("write packet: direction %d, reception %d: %w", p.Direction, p.Reception, os.ErrInvalid)
-	}
-	if len(p.Comment) > MaxOptionLen {
-		return fmt.Errorf("write packet: comment of %d bytes exceeds %d: %w", len(p.Comment), MaxOptionLen, ErrTooLong)
+	if uint(p.Interface) >= uint(len(w.snaplens)) || uint64(n) > uint64(w.snaplens[p.Interface]) ||
+		orig < n || uint64(orig) > 0xffffffff || p.Timestamp < 0 ||
+		p.Direction > DirectionOutbound || p.Reception > ReceptionPromiscuous || len(p.Comment) > MaxOptionLen {
+		return w.invalidPacket(p)
 	}
 	if len(w.nrb) > 0 {
 		if err := w.writeNRB(); err != nil {
@@ -246,8 +248,66 @@ func (w *ngWriter) WritePacket(p *Packet) error {
 		}
 	}
 
-	n := len(p.Data)
 	flags := uint32(p.Direction) | uint32(p.Reception)<<2
+	opts := 0
+	if flags != 0 {
+		opts = 8 + 4 // epb_flags, opt_endofopt
+	}
+	rare := p.Comment != "" || p.DropCount != 0
+	if rare {
+		opts = epbOptionsLen(p, flags)
+	}
+	dataEnd := 28 + pad4(n)
+	total := dataEnd + opts + 4
+
+	b := w.grow(total)
+	if b == nil {
+		// Only with a snap length above the buffer's slack.
+		return w.writeLargeEPB(p, uint32(orig), flags, total)
+	}
+	ts := uint64(p.Timestamp)
+	_ = b[27]
+	le.PutUint32(b[0:], blockEPB)
+	le.PutUint32(b[4:], uint32(total))
+	le.PutUint32(b[8:], uint32(p.Interface))
+	le.PutUint32(b[12:], uint32(ts>>32))
+	le.PutUint32(b[16:], uint32(ts))
+	le.PutUint32(b[20:], uint32(n))
+	le.PutUint32(b[24:], uint32(orig))
+	if n&3 != 0 {
+		le.PutUint32(b[dataEnd-4:], 0) // zero the padding; copy overwrites the rest
+	}
+	copy(b[28:], p.Data)
+	if rare {
+		putEPBOptions(b[dataEnd:total-4], p, flags)
+	} else if flags != 0 {
+		o := b[dataEnd : dataEnd+12]
+		le.PutUint32(o[0:], optEPBFlags|4<<16) // code, length 4
+		le.PutUint32(o[4:], flags)
+		le.PutUint32(o[8:], 0) // opt_endofopt
+	}
+	le.PutUint32(b[total-4:], uint32(total))
+	w.delivered[p.Interface]++
+	if len(w.buf) >= w.limit {
+		return w.flush()
+	}
+	return nil
+}
+
+// invalidPacket returns the error for a packet WritePacket refused.
+func (w *ngWriter) invalidPacket(p *Packet) error {
+	if _, err := checkPacket(p, w.snaplens); err != nil {
+		return err
+	}
+	if p.Direction > DirectionOutbound || p.Reception > ReceptionPromiscuous {
+		return fmt.Errorf("write packet: direction %d, reception %d: %w", p.Direction, p.Reception, os.ErrInvalid)
+	}
+	return fmt.Errorf("write packet: comment of %d bytes exceeds %d: %w", len(p.Comment), MaxOptionLen, ErrTooLong)
+}
+
+// epbOptionsLen returns the size of the packet's options, opt_endofopt
+// included.
+func epbOptionsLen(p *Packet, flags uint32) int {
 	opts := 0
 	if flags != 0 {
 		opts += 8
@@ -259,38 +319,9 @@ func (w *ngWriter) WritePacket(p *Packet) error {
 		opts += 12
 	}
 	if opts != 0 {
-		opts += 4 // opt_endofopt
+		opts += 4
 	}
-	dataEnd := 28 + pad4(n)
-	total := dataEnd + opts + 4
-
-	b := w.grow(total)
-	if b == nil {
-		// Only with a snap length above the buffer's slack.
-		return w.writeLargeEPB(p, orig, flags, total)
-	}
-	ts := uint64(p.Timestamp)
-	_ = b[27]
-	le.PutUint32(b[0:], blockEPB)
-	le.PutUint32(b[4:], uint32(total))
-	le.PutUint32(b[8:], uint32(p.Interface))
-	le.PutUint32(b[12:], uint32(ts>>32))
-	le.PutUint32(b[16:], uint32(ts))
-	le.PutUint32(b[20:], uint32(n))
-	le.PutUint32(b[24:], orig)
-	if n&3 != 0 {
-		le.PutUint32(b[dataEnd-4:], 0) // zero the padding; copy overwrites the rest
-	}
-	copy(b[28:], p.Data)
-	if opts != 0 {
-		putEPBOptions(b[dataEnd:total-4], p, flags)
-	}
-	le.PutUint32(b[total-4:], uint32(total))
-	w.delivered[p.Interface]++
-	if len(w.buf) >= w.limit {
-		return w.flush()
-	}
-	return nil
+	return opts
 }
 
 // putEPBOptions fills o, sized exactly by WritePacket, with the packet's

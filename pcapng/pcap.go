@@ -57,21 +57,25 @@ func (w *pcapWriter) WritePacket(p *Packet) error {
 	if w.err != nil {
 		return w.err
 	}
-	orig, err := checkPacket(p, w.snaplens)
-	if err != nil {
-		return err
+	n := len(p.Data)
+	orig := p.Length
+	if orig == 0 {
+		orig = n
 	}
 	sec := uint64(p.Timestamp) / 1e9
-	if sec > 0xffffffff {
+	if uint(p.Interface) >= uint(len(w.snaplens)) || uint64(n) > uint64(w.snaplens[p.Interface]) ||
+		orig < n || uint64(orig) > 0xffffffff || p.Timestamp < 0 || sec > 0xffffffff {
+		if _, err := checkPacket(p, w.snaplens); err != nil {
+			return err
+		}
 		return fmt.Errorf("write packet: timestamp %d after 2106 does not fit classic pcap: %w", p.Timestamp, os.ErrInvalid)
 	}
 	nsec := uint64(p.Timestamp) % 1e9
-	n := len(p.Data)
 	var hdr [16]byte
 	le.PutUint32(hdr[0:], uint32(sec))
 	le.PutUint32(hdr[4:], uint32(nsec))
 	le.PutUint32(hdr[8:], uint32(n))
-	le.PutUint32(hdr[12:], orig)
+	le.PutUint32(hdr[12:], uint32(orig))
 	b := w.grow(16 + n)
 	if b == nil {
 		// Only with a snap length above the buffer's slack.
