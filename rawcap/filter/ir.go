@@ -144,7 +144,8 @@ func condString(c cond) string {
 // either a return or a conditional jump.
 type block struct {
 	id     int
-	code   []bpf.RawInstruction
+	orig   []bpf.RawInstruction // the code as generated, self-contained
+	code   []bpf.RawInstruction // orig without loads made redundant by predecessors
 	isRet  bool
 	retVal uint32
 	op     uint16 // conditional jump code
@@ -199,7 +200,7 @@ func (g *graph) lower(c cond, t, f *block) *block {
 		return entry
 	case *cTest:
 		b := g.newBlock()
-		b.code = c.code
+		b.orig = c.code
 		b.op, b.k = c.op, c.k
 		b.jt, b.jf = t, f
 		return b
@@ -219,7 +220,7 @@ func build(prologue []bpf.RawInstruction, c cond, snaplen uint32) (*graph, *bloc
 		// The prologue becomes an always-taken test; it is folded into the
 		// entry block when the program is laid out.
 		p := g.newBlock()
-		p.code = append([]bpf.RawInstruction(nil), prologue...)
+		p.orig = append([]bpf.RawInstruction(nil), prologue...)
 		p.op = clsJMP | jmpJA
 		p.jt, p.jf = entry, entry
 		entry = p

@@ -155,6 +155,23 @@ func lex(expr string) ([]token, error) {
 			i = j
 			continue
 		}
+		if c == ':' {
+			// A colon starts an IPv6 address ("::1") or is the size
+			// separator of a byte access ("ip[2:2]").
+			j := i
+			for j < len(expr) && isWordChar(expr[j]) {
+				j++
+			}
+			if t, ok := longestWord(expr[i:j]); ok && t.kind == tHID6 {
+				t.pos = i
+				toks = append(toks, t)
+				i += len(t.text)
+				continue
+			}
+			toks = append(toks, token{kind: tColon, text: ":", pos: i})
+			i++
+			continue
+		}
 		if op, n := lexOperator(expr[i:]); n > 0 {
 			toks = append(toks, token{kind: op, text: expr[i : i+n], pos: i})
 			i += n
@@ -211,12 +228,6 @@ func lexOperator(s string) (tokKind, int) {
 		return tLBrack, 1
 	case ']':
 		return tRBrack, 1
-	case ':':
-		// A colon starts an IPv6 address ("::1") unless it stands alone.
-		if len(s) > 1 && (s[1] == ':' || isHex(s[1])) {
-			return 0, 0
-		}
-		return tColon, 1
 	case '+':
 		return tPlus, 1
 	case '-':

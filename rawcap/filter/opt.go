@@ -29,6 +29,7 @@ type analysis struct {
 	preds map[*block][]*block
 	in    map[*block]*state
 	out   map[*block]*state
+	facts map[*block]factSet
 	fresh int
 }
 
@@ -219,7 +220,7 @@ func normalise(entry *block, all []*block) *block {
 	skip := func(b *block) *block {
 		for i := 0; i < len(all)+1; i++ {
 			b = resolve(b)
-			if !b.isRet && b.op == clsJMP|jmpJA && len(b.code) == 0 {
+			if !b.isRet && b.op == clsJMP|jmpJA && len(b.orig) == 0 {
 				b = b.jt
 				continue
 			}
@@ -315,8 +316,8 @@ func (an *analysis) run(entry *block) {
 		in := st
 		an.in[b] = &in
 		// Drop instructions that change nothing.
-		kept := b.code[:0:0]
-		for _, i := range b.code {
+		kept := make([]bpf.RawInstruction, 0, len(b.orig))
+		for _, i := range b.orig {
 			if an.noop(&st, i) {
 				continue
 			}
@@ -327,6 +328,77 @@ func (an *analysis) run(entry *block) {
 		out := st
 		an.out[b] = &out
 	}
+	// Facts that hold on entry to each block: the outcomes of tests
+	// taken on every path to it.
+	an.facts = map[*block]factSet{}
+	for _, b := range an.order {
+		ps := an.preds[b]
+		if b == entry {
+			an.facts[b] = factSet{}
+			continue
+		}
+		var fs factSet
+		for i, p := range ps {
+			pf := an.facts[p].with(an.edgeFacts(p, b)...)
+			if i == 0 {
+				fs = pf
+			} else {
+				fs = fs.intersect(pf)
+			}
+		}
+		an.facts[b] = fs
+	}
+}
+
+// factSet maps a value's symbolic name to what tests established about it.
+type factSet map[string][]fact
+
+func (fs factSet) with(add ...keyedFact) factSet {
+	out := make(factSet, len(fs)+len(add))
+	for k, v := range fs {
+		out[k] = v
+	}
+	for _, f := range add {
+		out[f.v] = append(out[f.v][:len(out[f.v]):len(out[f.v])], f.f)
+	}
+	return out
+}
+
+func (fs factSet) intersect(o factSet) factSet {
+	out := factSet{}
+	for k, v := range fs {
+		ov, ok := o[k]
+		if !ok {
+			continue
+		}
+		var keep []fact
+		for _, f := range v {
+			for _, g := range ov {
+				if f == g {
+					keep = append(keep, f)
+					break
+				}
+			}
+		}
+		if len(keep) > 0 {
+			out[k] = keep
+		}
+	}
+	return out
+}
+
+type keyedFact struct {
+	v string
+	f fact
+}
+
+// edgeFacts is what the test at the end of p establishes on its way to s.
+func (an *analysis) edgeFacts(p, s *block) []keyedFact {
+	if p.isRet || p.op == clsJMP|jmpJA || p.op&srcX != 0 || p.jt == p.jf {
+		return nil
+	}
+	v := an.out[p].a
+	return []keyedFact{{v, fact{p.op, p.k, s == p.jt}}}
 }
 
 type fact struct {
@@ -414,7 +486,9 @@ func evalJump(op uint16, a, k uint32) bool {
 }
 
 // thread retargets edges whose destination test is already decided by the
-// edge's own test. It reports whether anything changed.
+// tests on the way there (jump threading). A block is skipped only if it
+// stores nothing: every block's code computes its value from scratch, so
+// the blocks after it do not depend on it.
 func (an *analysis) thread() bool {
 	changed := false
 	for _, b := range an.order {
@@ -423,32 +497,25 @@ func (an *analysis) thread() bool {
 		}
 		exit := an.out[b]
 		for _, outcome := range []bool{true, false} {
-			facts := []fact{{b.op, b.k, outcome}}
 			target := b.jf
 			if outcome {
 				target = b.jt
 			}
+			fs := an.facts[b].with(keyedFact{exit.a, fact{b.op, b.k, outcome}})
 			dst := target
 			for steps := 0; steps < len(an.order); steps++ {
-				if dst.isRet || dst.op == clsJMP|jmpJA || dst.op&srcX != 0 {
+				if dst.isRet || dst.op == clsJMP|jmpJA || dst.op&srcX != 0 || hasStore(dst.orig) {
 					break
 				}
 				st := *exit
-				noop := true
-				for _, i := range dst.code {
-					if !an.noop(&st, i) {
-						noop = false
-						break
-					}
+				for _, i := range dst.orig {
+					an.step(&st, i)
 				}
-				if !noop {
-					break
-				}
-				r, ok := decide(exit.a, facts, dst.op, dst.k)
+				r, ok := decide(st.a, fs[st.a], dst.op, dst.k)
 				if !ok {
 					break
 				}
-				facts = append(facts, fact{dst.op, dst.k, r})
+				fs = fs.with(keyedFact{st.a, fact{dst.op, dst.k, r}})
 				if r {
 					dst = dst.jt
 				} else {
@@ -466,6 +533,15 @@ func (an *analysis) thread() bool {
 		}
 	}
 	return changed
+}
+
+func hasStore(code []bpf.RawInstruction) bool {
+	for _, i := range code {
+		if c := i.Op & 0x07; c == clsST || c == clsSTX {
+			return true
+		}
+	}
+	return false
 }
 
 // optimise runs the passes to a fixed point and returns the block order.
