@@ -255,7 +255,7 @@ func lexOperator(s string) (tokKind, int) {
 }
 
 // longestWord finds the longest prefix of run that is a token, preferring
-// keyword, number, IPv4, Ethernet, IPv6, name in that order among equal
+// keyword, number, Ethernet, IPv4, IPv6, name in that order among equal
 // lengths, as flex does with libpcap's rule order.
 func longestWord(run string) (token, bool) {
 	for n := len(run); n > 0; n-- {
@@ -277,11 +277,11 @@ func longestWord(run string) (token, bool) {
 		if v, ok := parseNum(s); ok {
 			return token{kind: tNum, text: s, num: v}, true
 		}
-		if isHID(s) {
-			return token{kind: tHID, text: s}, true
-		}
 		if isEID(s) {
 			return token{kind: tEID, text: s}, true
+		}
+		if isHID(s) {
+			return token{kind: tHID, text: s}, true
 		}
 		if strings.Contains(s, ":") {
 			if a, err := netip.ParseAddr(s); err == nil && a.Is6() && a.Zone() == "" {

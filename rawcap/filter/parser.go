@@ -570,8 +570,11 @@ func (c *compiler) fold(a arith) (arith, error) {
 		}
 		rn, rok := r.(aNum)
 		if rok {
-			if (a.op == aluDIV || a.op == aluMOD) && rn.v == 0 {
+			if a.op == aluDIV && rn.v == 0 {
 				return nil, c.errAt(a.pos, "division by zero")
+			}
+			if a.op == aluMOD && rn.v == 0 {
+				return nil, c.errAt(a.pos, "modulus by zero")
 			}
 			if (a.op == aluLSH || a.op == aluRSH) && rn.v > 31 {
 				return nil, c.errAt(a.pos, "shift by more than 31 bits")
