@@ -12,8 +12,10 @@
 //     and reception type), an optional comment and an optional
 //     epb_dropcount;
 //   - Name Resolution Blocks for the addresses given to AddNames, batched and
-//     written before the next packet, statistics block or flush, so a reader
-//     of a live stream learns a name before the packets that follow it;
+//     written before the next packet, statistics block or flush. A name
+//     learnt from a DNS answer thus precedes every later packet to that
+//     address, and a one-pass reader (tshark -r, a live pipe) shows it for
+//     the connections the program makes after resolving;
 //   - Interface Statistics Blocks from WriteStats (isb_starttime,
 //     isb_endtime, isb_ifrecv, isb_ifdrop, isb_osdrop, isb_filteraccept where
 //     known, and isb_usrdeliv, the packets this writer wrote for the
@@ -27,7 +29,7 @@
 //
 // An option value is at most 65535 bytes and a metadata block (section
 // header, interface description, statistics, names) at most MaxBlockSize
-// bytes, the limit Wireshark reads; longer values are refused with an error
+// bytes, the size of the largest packet block; longer values are refused with an error
 // wrapping ErrTooLong, never truncated. A packet may not carry more bytes than
 // its interface's snap length (DefaultSnapLen when zero).
 //

@@ -117,9 +117,10 @@ const (
 	// MaxOptionLen is the longest option value (and name record) a pcapng
 	// block can hold: its length is a 16-bit field.
 	MaxOptionLen = 0xffff
-	// MaxBlockSize is the largest metadata block the writer produces. Wireshark
-	// refuses blocks larger than its largest packet block (262144 bytes of
-	// data plus 128 KiB of options and headers).
+	// MaxBlockSize is the largest metadata block the writer produces:
+	// libpcap's bound for a block (MAX_BLOCKSIZE in sf-pcapng.c), a packet
+	// block of 262144 data bytes plus 128 KiB of options. A reader that
+	// can hold the largest packet block can hold every metadata block.
 	MaxBlockSize = 32 + DefaultSnapLen + 128*1024
 )
 

@@ -39,7 +39,7 @@ var (
 func udpFrame(t testing.TB, src, dst netip.Addr, size int) []byte {
 	t.Helper()
 	eth := &layers.Ethernet{SrcMAC: macProgram, DstMAC: macGateway}
-	udp := &layers.UDP{SrcPort: 40000, DstPort: 53}
+	udp := &layers.UDP{SrcPort: 40000, DstPort: 9} // discard
 	var net gopacket.NetworkLayer
 	hdr := 14 + 8
 	if src.Is4() {
@@ -86,7 +86,7 @@ func newSample(t testing.TB) *sample {
 			{LinkType: LinkTypeEthernet, SnapLen: 128, Name: "eth1"},
 		},
 		packets: []Packet{
-			{Interface: 0, Timestamp: t0, Data: udpFrame(t, ipProgram, ipServer, 74), Direction: DirectionOutbound, Comment: "query for dns.example"},
+			{Interface: 0, Timestamp: t0, Data: udpFrame(t, ipProgram, ipServer, 74), Direction: DirectionOutbound, Comment: "first packet to dns.example"},
 			{Interface: 0, Timestamp: t0 + 1, Data: udpFrame(t, ipServer, ipProgram, 1514), Direction: DirectionInbound, Reception: ReceptionUnicast},
 			{Interface: 1, Timestamp: t0 + 999_999_999, Length: 1000, Data: udpFrame(t, ipServer, ipProgram, 1000)[:128], Direction: DirectionInbound, Reception: ReceptionBroadcast, DropCount: 3},
 			{Interface: 0, Timestamp: t0 + 1_000_000_000, Data: udpFrame(t, ip6Program, ip6Server, 101), Direction: DirectionOutbound, Reception: ReceptionMulticast},
