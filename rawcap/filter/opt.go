@@ -1,8 +1,8 @@
 package filter
 
 import (
+	"container/heap"
 	"fmt"
-	"sort"
 	"strconv"
 
 	"golang.org/x/net/bpf"
@@ -253,28 +253,41 @@ func topo(entry *block, blocks []*block) []*block {
 			indeg[s]++
 		}
 	}
-	prio := func(b *block) int {
-		if b.isRet {
-			return 1<<30 + b.id
-		}
-		return b.id
-	}
-	ready := []*block{entry}
+	ready := &blockHeap{entry}
 	var out []*block
-	for len(ready) > 0 {
-		sort.Slice(ready, func(i, j int) bool { return prio(ready[i]) < prio(ready[j]) })
-		b := ready[0]
-		ready = ready[1:]
+	for ready.Len() > 0 {
+		b := heap.Pop(ready).(*block)
 		b.order = len(out)
 		out = append(out, b)
 		for _, s := range succs(b) {
 			indeg[s]--
 			if indeg[s] == 0 {
-				ready = append(ready, s)
+				heap.Push(ready, s)
 			}
 		}
 	}
 	return out
+}
+
+// blockHeap pops blocks in creation order, returns last.
+type blockHeap []*block
+
+func prio(b *block) int {
+	if b.isRet {
+		return 1<<30 + b.id
+	}
+	return b.id
+}
+
+func (h blockHeap) Len() int           { return len(h) }
+func (h blockHeap) Less(i, j int) bool { return prio(h[i]) < prio(h[j]) }
+func (h blockHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *blockHeap) Push(x any)        { *h = append(*h, x.(*block)) }
+func (h *blockHeap) Pop() any {
+	old := *h
+	b := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return b
 }
 
 func (an *analysis) run(entry *block) {
@@ -353,15 +366,36 @@ func (an *analysis) run(entry *block) {
 // factSet maps a value's symbolic name to what tests established about it.
 type factSet map[string][]fact
 
+// maxFacts bounds what is remembered per value, so that long chains such
+// as `host a or b or c ...` stay linear. An equality, which decides
+// everything, replaces all other facts.
+const maxFacts = 8
+
 func (fs factSet) with(add ...keyedFact) factSet {
 	out := make(factSet, len(fs)+len(add))
 	for k, v := range fs {
 		out[k] = v
 	}
-	for _, f := range add {
-		out[f.v] = append(out[f.v][:len(out[f.v]):len(out[f.v])], f.f)
-	}
+	out.add(add...)
 	return out
+}
+
+// add records facts in place.
+func (out factSet) add(add ...keyedFact) {
+	for _, f := range add {
+		old := out[f.v]
+		if len(old) == 1 && old[0].op == clsJMP|jmpJEQ && old[0].outcome {
+			continue // already known exactly
+		}
+		if f.f.op == clsJMP|jmpJEQ && f.f.outcome {
+			out[f.v] = []fact{f.f}
+			continue
+		}
+		if len(old) >= maxFacts {
+			old = old[len(old)-maxFacts+1:]
+		}
+		out[f.v] = append(old[:len(old):len(old)], f.f)
+	}
 }
 
 func (fs factSet) intersect(o factSet) factSet {
@@ -515,7 +549,7 @@ func (an *analysis) thread() bool {
 				if !ok {
 					break
 				}
-				fs = fs.with(keyedFact{st.a, fact{dst.op, dst.k, r}})
+				fs.add(keyedFact{st.a, fact{dst.op, dst.k, r}})
 				if r {
 					dst = dst.jt
 				} else {
