@@ -119,6 +119,7 @@ type compiler struct {
 	vlanConst uint32 // constant bytes added by inline VLAN tags
 	vlanDepth int
 	scratch   [memWords]bool
+	abort     bool // a load in the relation being compiled can never succeed
 }
 
 func (c *compiler) errAt(pos int, format string, args ...any) error {
@@ -835,6 +836,9 @@ func (c *compiler) vlan(id uint32, hasID bool, pos int) (cond, error) {
 
 // byteOp is the old `byte N op V` shorthand for ether[N].
 func (c *compiler) byteOp(idx uint32, op tokKind, v uint32) cond {
+	if idx >= 1<<31 {
+		return cAbort{}
+	}
 	load := loadLinkHdr(idx, 1)
 	switch op {
 	case tEq:

@@ -79,6 +79,11 @@ type cOr struct{ a, b cond }
 type cNot struct{ a cond }
 type cConst bool
 
+// cAbort ends the program with a reject, whatever the enclosing and/or/not,
+// as a load beyond the packet does. It stands for loads at offsets of 2 GiB
+// and more, which the kernel would not read as packet offsets.
+type cAbort struct{}
+
 // cTest runs code (which leaves the value in A) and then one conditional
 // jump; op is the jump code (class bits included), k its constant.
 type cTest struct {
@@ -91,6 +96,7 @@ func (cAnd) isCond()   {}
 func (cOr) isCond()    {}
 func (cNot) isCond()   {}
 func (cConst) isCond() {}
+func (cAbort) isCond() {}
 func (*cTest) isCond() {}
 
 func and(a, b cond) cond {
@@ -126,6 +132,8 @@ func condString(c cond) string {
 		return "!" + condString(c.a)
 	case cConst:
 		return fmt.Sprint(bool(c))
+	case cAbort:
+		return "abort"
 	case *cTest:
 		var b strings.Builder
 		b.WriteString("{")
@@ -186,6 +194,8 @@ func (g *graph) lower(c cond, t, f *block) *block {
 			return t
 		}
 		return f
+	case cAbort:
+		return g.reject
 	case cNot:
 		return g.lower(c.a, f, t)
 	case cAnd:

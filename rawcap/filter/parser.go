@@ -674,6 +674,12 @@ func (c *compiler) genLoad(a aLoad) ([]bpf.RawInstruction, cond, error) {
 		}
 	}
 	op := loadOp(a.size, mdIND)
+	if constIdx && uint64(k.v)+uint64(14+40+c.vlanConst) >= 1<<31 {
+		// No packet is that long, and the kernel reads such offsets as
+		// ancillary or header-relative ones; the relation becomes a
+		// reject (see cAbort) after its protocol checks.
+		c.abort = true
+	}
 	// rel emits a load at base (+ variable link offset) + index.
 	rel := func(base uint32, variable bool) []bpf.RawInstruction {
 		if constIdx {
@@ -732,6 +738,7 @@ func (c *compiler) genLoad(a aLoad) ([]bpf.RawInstruction, cond, error) {
 // relation compiles `l op r` (libpcap gen_relation): the protocol checks
 // of both sides, then one test.
 func (c *compiler) relation(op tokKind, l, r arith) (cond, error) {
+	c.abort = false
 	l, err := c.fold(l)
 	if err != nil {
 		return nil, err
@@ -792,6 +799,10 @@ func (c *compiler) relation(op tokKind, l, r arith) (cond, error) {
 	}
 	if negate {
 		t = not(t)
+	}
+	if c.abort {
+		c.abort = false
+		t = cAbort{}
 	}
 	return and(chk, t), nil
 }
