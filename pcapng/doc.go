@@ -43,12 +43,18 @@
 // # Errors
 //
 // The first error of the underlying io.Writer is sticky: it is returned from
-// every later call, Close included, so a full disk cannot go unnoticed. The
-// file then holds every block handed over before the failure and possibly a
-// truncated last block, which readers report as a cut-short capture. Invalid
-// arguments (an unknown interface, a value too long, a packet longer than its
-// snap length) are refused before anything is written and do not poison the
-// writer.
+// every later call, Close included, so a full disk cannot go unnoticed
+// (errors.Is(err, syscall.ENOSPC) holds). When the io.Writer is a regular
+// file written at its end (an *os.File), the writer then truncates it back
+// to the end of the last block that reached it whole, so the file stays a
+// clean capture of everything before the failure; into a pipe, the reader
+// sees a capture cut short and stops there.
+//
+// Invalid arguments (an unknown interface, a value too long, a packet longer
+// than its snap length) are refused before anything is written and do not
+// poison the writer.
+//
+// Strings are written as given; pcapng expects UTF-8.
 //
 // A Writer is not safe for concurrent use.
 package pcapng

@@ -71,7 +71,7 @@ type ngWriter struct {
 var _ Writer = (*ngWriter)(nil)
 
 func newNgWriter(w io.Writer, cfg *Config, size int) (*ngWriter, error) {
-	nw := &ngWriter{bufWriter: newBufWriter(w, size)}
+	nw := &ngWriter{bufWriter: newBufWriter(w, size, ngBlocks)}
 	b := nw.startBlock(blockSHB)
 	b = le.AppendUint32(b, byteOrderMagic)
 	b = le.AppendUint16(b, 1)          // major version
@@ -121,7 +121,7 @@ func (w *ngWriter) endBlock(b []byte, what string) error {
 	}
 	le.PutUint32(b[4:], uint32(total))
 	le.PutUint32(b[total-4:], uint32(total))
-	return w.write(b)
+	return w.write(b, true)
 }
 
 // appendOptHeader appends an option header for a value of n bytes.
@@ -289,7 +289,7 @@ func (w *ngWriter) WritePacket(p *Packet) error {
 	le.PutUint32(b[total-4:], uint32(total))
 	w.delivered[p.Interface]++
 	if len(w.buf) >= w.limit {
-		return w.flush()
+		return w.flush(true)
 	}
 	return nil
 }
@@ -363,10 +363,10 @@ func (w *ngWriter) writeLargeEPB(p *Packet, orig, flags uint32, total int) error
 	le.PutUint32(hdr[16:], uint32(ts))
 	le.PutUint32(hdr[20:], uint32(len(p.Data)))
 	le.PutUint32(hdr[24:], orig)
-	if err := w.write(hdr[:]); err != nil {
+	if err := w.write(hdr[:], false); err != nil {
 		return err
 	}
-	if err := w.write(p.Data); err != nil {
+	if err := w.write(p.Data, false); err != nil {
 		return err
 	}
 	n := len(p.Data)
@@ -498,7 +498,7 @@ func (w *ngWriter) Flush() error {
 			return err
 		}
 	}
-	return w.flush()
+	return w.flush(true)
 }
 
 // Close flushes and marks the writer closed.

@@ -20,7 +20,7 @@ type pcapWriter struct {
 var _ Writer = (*pcapWriter)(nil)
 
 func newPcapWriter(w io.Writer, size int) *pcapWriter {
-	return &pcapWriter{bufWriter: newBufWriter(w, size)}
+	return &pcapWriter{bufWriter: newBufWriter(w, size, pcapBlocks)}
 }
 
 // AddInterface writes the file header; classic pcap has room for one
@@ -79,10 +79,10 @@ func (w *pcapWriter) WritePacket(p *Packet) error {
 	b := w.grow(16 + n)
 	if b == nil {
 		// Only with a snap length above the buffer's slack.
-		if err := w.write(hdr[:]); err != nil {
+		if err := w.write(hdr[:], false); err != nil {
 			return err
 		}
-		if err := w.write(p.Data); err != nil {
+		if err := w.write(p.Data, true); err != nil {
 			return err
 		}
 		return w.maybeFlush()
@@ -90,7 +90,7 @@ func (w *pcapWriter) WritePacket(p *Packet) error {
 	copy(b, hdr[:])
 	copy(b[16:], p.Data)
 	if len(w.buf) >= w.limit {
-		return w.flush()
+		return w.flush(true)
 	}
 	return nil
 }
@@ -112,7 +112,7 @@ func (w *pcapWriter) WriteStats(iface int, s Stats) error {
 }
 
 // Flush hands everything written so far to the underlying writer.
-func (w *pcapWriter) Flush() error { return w.flush() }
+func (w *pcapWriter) Flush() error { return w.flush(true) }
 
 // Close flushes and marks the writer closed. A file without interface gets
 // an Ethernet header, so that it is an empty capture rather than no
@@ -124,5 +124,5 @@ func (w *pcapWriter) Close() error {
 	if w.err == nil && len(w.snaplens) == 0 {
 		w.writeHeader(LinkTypeEthernet, DefaultSnapLen)
 	}
-	return w.close(w.flush())
+	return w.close(w.flush(true))
 }
