@@ -180,15 +180,16 @@ func (w *ngWriter) AddInterface(ifc Interface) (int, error) {
 	if w.err != nil {
 		return 0, w.err
 	}
-	if ifc.SnapLen == 0 {
-		ifc.SnapLen = DefaultSnapLen
+	snaplen, err := snapLen(ifc)
+	if err != nil {
+		return 0, err
 	}
+	ifc.SnapLen = snaplen
 	b := w.startBlock(blockIDB)
 	b = le.AppendUint16(b, uint16(ifc.LinkType))
 	b = le.AppendUint16(b, 0) // reserved
 	b = le.AppendUint32(b, ifc.SnapLen)
 	fixed := len(b)
-	var err error
 	for _, o := range []struct {
 		code       uint16
 		what, text string

@@ -32,9 +32,11 @@ func (w *pcapWriter) AddInterface(ifc Interface) (int, error) {
 	if len(w.snaplens) > 0 {
 		return 0, fmt.Errorf("add interface %q: classic pcap holds a single interface: %w", ifc.Name, os.ErrInvalid)
 	}
-	if ifc.SnapLen == 0 {
-		ifc.SnapLen = DefaultSnapLen
+	snaplen, err := snapLen(ifc)
+	if err != nil {
+		return 0, err
 	}
+	ifc.SnapLen = snaplen
 	w.writeHeader(ifc.LinkType, ifc.SnapLen)
 	w.snaplens = append(w.snaplens, ifc.SnapLen)
 	return 0, w.maybeFlush()

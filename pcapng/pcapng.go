@@ -114,6 +114,10 @@ const (
 	// DefaultSnapLen is the snap length of an Interface whose SnapLen is
 	// zero: libpcap's and Wireshark's maximum for Ethernet.
 	DefaultSnapLen = 262144
+	// MaxSnapLen is the largest snap length AddInterface takes, far above
+	// any real packet and low enough that a block's 32-bit length cannot
+	// overflow.
+	MaxSnapLen = 1 << 30
 	// MaxOptionLen is the longest option value (and name record) a pcapng
 	// block can hold: its length is a 16-bit field.
 	MaxOptionLen = 0xffff
@@ -152,7 +156,7 @@ type Interface struct {
 	// LinkType is the link-layer header type of the packets.
 	LinkType LinkType
 	// SnapLen is the most bytes of a packet the file holds; zero means
-	// DefaultSnapLen.
+	// DefaultSnapLen, more than MaxSnapLen is refused.
 	SnapLen uint32
 	// Name, Description, Filter and OS are the if_name, if_description,
 	// if_filter (a libpcap filter expression) and if_os options; empty ones
@@ -241,7 +245,7 @@ func NewWriter(w io.Writer, cfg *Config) (Writer, error) {
 // checkPacket validates what both formats require of a packet: the
 // interface exists, the captured bytes fit its snap length and the original
 // length, the timestamp is not negative. It returns the original length.
-// Only its error paths allocate.
+// The writers call it only once their inline check failed, to say why.
 func checkPacket(p *Packet, snaplens []uint32) (uint32, error) {
 	if uint(p.Interface) >= uint(len(snaplens)) {
 		return 0, fmt.Errorf("write packet: interface %d was not added: %w", p.Interface, os.ErrInvalid)
@@ -264,3 +268,15 @@ func checkPacket(p *Packet, snaplens []uint32) (uint32, error) {
 }
 
 var errClosed = fmt.Errorf("use capture writer: %w", os.ErrClosed)
+
+// snapLen returns the effective snap length of an interface, or an error
+// for one above MaxSnapLen.
+func snapLen(ifc Interface) (uint32, error) {
+	switch {
+	case ifc.SnapLen == 0:
+		return DefaultSnapLen, nil
+	case ifc.SnapLen > MaxSnapLen:
+		return 0, fmt.Errorf("add interface %q: snap length %d exceeds %d: %w", ifc.Name, ifc.SnapLen, MaxSnapLen, os.ErrInvalid)
+	}
+	return ifc.SnapLen, nil
+}

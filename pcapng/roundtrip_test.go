@@ -263,6 +263,9 @@ func TestRefused(t *testing.T) {
 			t.Errorf("AddInterface with a long value: %v", err)
 		}
 	}
+	if _, err := w.AddInterface(Interface{SnapLen: MaxSnapLen + 1}); !errors.Is(err, os.ErrInvalid) {
+		t.Errorf("AddInterface with a huge snap length: %v", err)
+	}
 	id, err := w.AddInterface(Interface{LinkType: LinkTypeEthernet, SnapLen: 100})
 	if err != nil || id != 0 {
 		t.Fatalf("AddInterface = %d, %v", id, err)
