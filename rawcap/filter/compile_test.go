@@ -235,3 +235,17 @@ func TestLiveSocketPrimitives(t *testing.T) {
 		}
 	}
 }
+
+// TestRightOperandChecks pins libpcap's gen_arth behaviour: only the left
+// operand of + - * / ... contributes protocol checks.
+func TestRightOperandChecks(t *testing.T) {
+	arp := serialize(t, eth(layers.EthernetTypeARP), &layers.ARP{AddrType: 1, Protocol: 0x800, HwAddressSize: 6, ProtAddressSize: 4,
+		Operation: 1, SourceHwAddress: macSrc, SourceProtAddress: []byte{1, 2, 3, 4}, DstHwAddress: macDst, DstProtAddress: []byte{5, 6, 7, 8}})
+	// ether[14] of this ARP packet is 0x00 (hardware type high byte).
+	if !runProg(t, mustCompile(t, "0 + ip[0] = 0"), arp) {
+		t.Error("right operand ip[0] was guarded by an IPv4 check; libpcap does not guard it")
+	}
+	if runProg(t, mustCompile(t, "ip[0] + 0 = 0"), arp) {
+		t.Error("left operand ip[0] matched a non-IPv4 packet")
+	}
+}

@@ -843,12 +843,8 @@ func (c *compiler) byteOp(idx uint32, op tokKind, v uint32) cond {
 	switch op {
 	case tEq:
 		return test(load, jmpJEQ, v)
-	case tLt:
-		return not(test(load, jmpJGE, v))
 	case tGt:
 		return test(load, jmpJGT, v)
-	case tPipe:
-		return not(test(append(load, ins(clsALU|aluOR|srcK, v)), jmpJEQ, 0))
 	}
-	return not(test(append(load, ins(clsALU|aluAND|srcK, v)), jmpJEQ, 0))
+	return not(test(load, jmpJGE, v)) // tLt
 }

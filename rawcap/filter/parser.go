@@ -155,11 +155,19 @@ func (p *parser) startsID() bool {
 		case tID, tHID, tHID6, tEID:
 			return true
 		case tNum:
-			switch p.peekAt(n + 1).kind {
-			case tAnd, tOr, tRParen, tEOF:
+			// A number may be an id (`port 80 or (443)`) or start a
+			// comparison (`tcp or ((54)) <= ip[0]`); like bison, decide on
+			// what follows it and its closing parentheses.
+			n++
+			for p.peekAt(n).kind == tRParen {
+				n++
+			}
+			switch p.peekAt(n).kind {
+			case tAnd, tOr, tEOF:
 				return true
 			}
-			return false
+			_, arith := binPrec[p.peekAt(n).kind]
+			return !arith && !isRelop(p.peekAt(n).kind) && p.peekAt(n).kind != tCaret
 		}
 		return false
 	}
@@ -219,6 +227,16 @@ func (p *parser) id(q qual) (cond, error) {
 				return nil, err
 			}
 			return p.c.mcode(t.text, m.text, 0, q, t.pos)
+		}
+		if q.ok {
+			switch q.addr {
+			case aPort:
+				return nil, p.c.errAt(t.pos, "'port' modifier applied to ip host")
+			case aPortrange:
+				return nil, p.c.errAt(t.pos, "'portrange' modifier applied to ip host")
+			case aProto:
+				return nil, p.c.errAt(t.pos, "'proto' modifier applied to ip host")
+			}
 		}
 		return p.c.ncode(t.text, 0, q, t.pos)
 	case tHID6:
@@ -322,7 +340,13 @@ func (p *parser) rterm(q qual) (cond, qual, error) {
 		}
 		op := p.next()
 		switch op.kind {
-		case tAmp, tPipe, tLt, tGt, tEq:
+		case tAmp, tPipe:
+			// libpcap compiles these without loading the byte, so they
+			// test whatever the accumulator held; nothing to be
+			// compatible with.
+			return nil, q, &SyntaxError{Pos: t.pos, Expr: p.c.expr, unsupported: true,
+				Msg: fmt.Sprintf("\"byte %d %s\" is not supported (libpcap never loads the byte); write ether[%d] %s %d != 0", idx.num, op.text, idx.num, op.text, p.peek().num)}
+		case tLt, tGt, tEq:
 		default:
 			return nil, q, p.c.errAt(op.pos, "syntax error: expected one of & | < > = after \"byte %d\"", idx.num)
 		}
@@ -560,6 +584,19 @@ func (p *parser) relation() (cond, error) {
 func (c *compiler) fold(a arith) (arith, error) {
 	switch a := a.(type) {
 	case aBin:
+		// libpcap looks at the first instruction of the right operand's
+		// code, which for ip[0] is the index load "ld #0", so it refuses
+		// `x / ip[0]` and `x << ip[40]` too. Do the same.
+		if k, ok := firstImm(a.r); ok {
+			switch {
+			case a.op == aluDIV && k == 0:
+				return nil, c.errAt(a.pos, "division by zero")
+			case a.op == aluMOD && k == 0:
+				return nil, c.errAt(a.pos, "modulus by zero")
+			case (a.op == aluLSH || a.op == aluRSH) && k > 31:
+				return nil, c.errAt(a.pos, "shift by more than 31 bits")
+			}
+		}
 		l, err := c.fold(a.l)
 		if err != nil {
 			return nil, err
@@ -603,6 +640,21 @@ func (c *compiler) fold(a arith) (arith, error) {
 		return a, nil
 	}
 	return a, nil
+}
+
+// firstImm is the constant libpcap's code for a starts by loading, if any.
+func firstImm(a arith) (uint32, bool) {
+	switch a := a.(type) {
+	case aNum:
+		return a.v, true
+	case aLoad:
+		return firstImm(a.idx)
+	case aBin:
+		return firstImm(a.l)
+	case aNeg:
+		return firstImm(a.x)
+	}
+	return 0, false
 }
 
 func (c *compiler) allocScratch(pos int) (uint32, error) {
@@ -655,7 +707,11 @@ func (c *compiler) genArith(a arith) ([]bpf.RawInstruction, cond, error) {
 		code := append(rcode, ins(clsST, reg))
 		code = append(code, lcode...)
 		code = append(code, ins(clsLDX|szW|mdMEM, reg), ins(clsALU|a.op|srcX, 0))
-		return code, and(lchk, rchk), nil
+		// libpcap (gen_arth) keeps only the left operand's protocol
+		// checks: in `26 + udp[0] = 5` the udp[0] load is made on any
+		// packet. Users' filters were tested against that behaviour.
+		_ = rchk
+		return code, lchk, nil
 	case aLoad:
 		return c.genLoad(a)
 	}
