@@ -46,7 +46,7 @@ func disasmOne(in bpf.RawInstruction, n int) string {
 		if name, ok := ancNames[k]; ok {
 			return "[" + name + "]"
 		}
-		return fmt.Sprintf("[%d]", k)
+		return fmt.Sprintf("[%d]", int32(k))
 	}
 	sz := map[uint16]string{szW: "", szH: "h", szB: "b"}[in.Op&0x18]
 	cond := false
@@ -56,7 +56,7 @@ func disasmOne(in bpf.RawInstruction, n int) string {
 		case mdABS:
 			op, arg = "ld"+sz, absK()
 		case mdIND:
-			op, arg = "ld"+sz, fmt.Sprintf("[x + %d]", k)
+			op, arg = "ld"+sz, fmt.Sprintf("[x + %d]", int32(k))
 		case mdIMM:
 			op, arg = "ld", fmt.Sprintf("#0x%x", k)
 		case mdLEN:
@@ -98,7 +98,7 @@ func disasmOne(in bpf.RawInstruction, n int) string {
 		case in.Op&0xf0 == aluAND || in.Op&0xf0 == aluOR || in.Op&0xf0 == aluXOR:
 			arg = fmt.Sprintf("#0x%x", k)
 		default:
-			arg = fmt.Sprintf("#%d", k)
+			arg = fmt.Sprintf("#%d", int32(k))
 		}
 	case clsJMP:
 		names := map[uint16]string{jmpJA: "ja", jmpJEQ: "jeq", jmpJGT: "jgt", jmpJGE: "jge", jmpJSET: "jset"}
@@ -108,7 +108,7 @@ func disasmOne(in bpf.RawInstruction, n int) string {
 		}
 		if in.Op&0xf0 == jmpJA {
 			if n >= 0 {
-				arg = fmt.Sprintf("%d", n+1+int(k))
+				arg = fmt.Sprintf("%d", n+1+int(int32(k)))
 			} else {
 				arg = fmt.Sprintf("+%d", k)
 			}
@@ -128,7 +128,7 @@ func disasmOne(in bpf.RawInstruction, n int) string {
 		case 0x08:
 			arg = "x"
 		default:
-			arg = fmt.Sprintf("#%d", k)
+			arg = fmt.Sprintf("#%d", int32(k))
 		}
 	case clsMISC:
 		if in.Op&0xf8 == miscTXA {

@@ -58,7 +58,7 @@ func TestFormatMatchesTcpdump(t *testing.T) {
 	for _, expr := range []string{
 		"tcp port 80", "tcp[tcpflags] & tcp-syn != 0", "len > 100", "inbound", "outbound",
 		"ip[0] << 2 >> 1 ^ 3 | 4 = 1", "ip[2:2] / 3 * 2 - 1 + 7 & 3 = 1", "ip[2:2] % 5 = 1",
-		"0 - ip[8] = 4", "ether host 1:2:3:4:5:6", "icmp6 and ip6 net ff00::/8", "udp portrange 1-1000",
+		"0 - ip[8] = 4", "tcp[-20] = 1", "ether[-1] = 1", "ip[-3] = 1", "ip[0] + 4294967295 = 2", "ether host 1:2:3:4:5:6", "icmp6 and ip6 net ff00::/8", "udp portrange 1-1000",
 	} {
 		for _, opt := range []string{"", "-O"} {
 			args := []string{"-y", "EN10MB", expr}

@@ -730,17 +730,19 @@ func (c *compiler) genLoad(a aLoad) ([]bpf.RawInstruction, cond, error) {
 		}
 	}
 	op := loadOp(a.size, mdIND)
-	if constIdx && uint64(k.v)+uint64(14+40+c.vlanConst) >= 1<<31 {
-		// No packet is that long, and the kernel reads such offsets as
-		// ancillary or header-relative ones; the relation becomes a
-		// reject (see cAbort) after its protocol checks.
-		c.abort = true
-	}
-	// rel emits a load at base (+ variable link offset) + index.
+	// rel emits a load at base (+ variable link offset) + index. Offsets
+	// wrap around 2^32 as in libpcap, so ip[-3] is the byte at 11.
 	rel := func(base uint32, variable bool) []bpf.RawInstruction {
 		if constIdx {
 			if variable {
 				return []bpf.RawInstruction{ins(clsLDX|szW|mdMEM, vlanReg), ins(op, base+k.v)}
+			}
+			if base+k.v >= 1<<31 {
+				// No packet is that long, and the kernel reads such
+				// offsets as ancillary or header-relative ones; the
+				// relation becomes a reject (see cAbort) after its
+				// protocol checks.
+				c.abort = true
 			}
 			return []bpf.RawInstruction{ins(loadOp(a.size, mdABS), base+k.v)}
 		}
