@@ -62,6 +62,7 @@ func TestCompileErrors(t *testing.T) {
 		{"ip[0] / 0 = 1", `filter: division by zero (at offset 6)`},
 		{"ip[0] % 0 = 1", `filter: modulus by zero (at offset 6)`},
 		{"ip[0] << 32 = 1", `filter: shift by more than 31 bits (at offset 6)`},
+		{"host ((1.2.3.4) or 5.6.7.8)", `filter: syntax error: unexpected "(" (at offset 6)`},
 		{"ah[0] = 1", `filter: unsupported index operation (at offset 0)`},
 		{"vlan 5000", `filter: VLAN tag 5000 greater than maximum 4095 (at offset 0)`},
 		{"ip6 broadcast", `filter: only link-layer/IP broadcast filters supported (at offset 4)`},

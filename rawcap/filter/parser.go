@@ -183,6 +183,18 @@ func (p *parser) id(q qual) (cond, error) {
 		}
 		return not(c), nil
 	case tLParen:
+		// libpcap's pid starts with a name, address, `not` or a number,
+		// possibly parenthesised, never with a parenthesised list:
+		// `host ((a or b) or c)` is a syntax error there too.
+		if p.peek().kind == tLParen {
+			n := 0
+			for p.peekAt(n).kind == tLParen {
+				n++
+			}
+			if p.peekAt(n).kind != tNum {
+				return nil, p.c.errAt(p.peek().pos, "syntax error: unexpected \"(\"")
+			}
+		}
 		c, err := p.id(q)
 		if err != nil {
 			return nil, err
@@ -432,9 +444,8 @@ func (p *parser) head() (cond, qual, error) {
 }
 
 // Arithmetic. libpcap's precedence, lowest first: | & (<< >>) (+ -)
-// (* / %) unary-. `^` has no precedence in libpcap's grammar, so bison
-// always shifts it: its right operand extends over the rest of the
-// arithmetic expression.
+// (* /) unary-. `^` and `%` have no precedence in libpcap's grammar (see
+// noPrec).
 type arith interface{}
 
 type aNum struct{ v uint32 }
@@ -452,7 +463,12 @@ type aBin struct {
 }
 type aNeg struct{ x arith }
 
-var binPrec = map[tokKind]int{tPipe: 1, tAmp: 2, tLsh: 3, tRsh: 3, tPlus: 4, tMinus: 4, tStar: 5, tSlash: 5, tPercent: 5}
+var binPrec = map[tokKind]int{tPipe: 1, tAmp: 2, tLsh: 3, tRsh: 3, tPlus: 4, tMinus: 4, tStar: 5, tSlash: 5}
+
+// noPrec are the operators libpcap's grammar declares no precedence for:
+// bison always shifts them, so their right operand is the rest of the
+// arithmetic expression, even after a unary minus (-a % b is -(a % b)).
+func noPrec(k tokKind) bool { return k == tCaret || k == tPercent }
 var binOp = map[tokKind]uint16{tPipe: aluOR, tAmp: aluAND, tLsh: aluLSH, tRsh: aluRSH, tPlus: aluADD,
 	tMinus: aluSUB, tStar: aluMUL, tSlash: aluDIV, tPercent: aluMOD, tCaret: aluXOR}
 
@@ -481,13 +497,13 @@ func (p *parser) arith(minPrec int) (arith, error) {
 	}
 	for {
 		t := p.peek()
-		if t.kind == tCaret {
+		if noPrec(t.kind) {
 			p.next()
 			r, err := p.arith(0)
 			if err != nil {
 				return nil, err
 			}
-			l = aBin{op: aluXOR, l: l, r: r, pos: t.pos}
+			l = aBin{op: binOp[t.kind], l: l, r: r, pos: t.pos}
 			continue
 		}
 		prec, ok := binPrec[t.kind]
@@ -510,6 +526,14 @@ func (p *parser) unary() (arith, error) {
 		x, err := p.unary()
 		if err != nil {
 			return nil, err
+		}
+		if op := p.peek(); noPrec(op.kind) {
+			p.next()
+			r, err := p.arith(0)
+			if err != nil {
+				return nil, err
+			}
+			x = aBin{op: binOp[op.kind], l: x, r: r, pos: op.pos}
 		}
 		return aNeg{x}, nil
 	case t.kind == tNum:
@@ -613,9 +637,6 @@ func (c *compiler) fold(a arith) (arith, error) {
 			if a.op == aluMOD && rn.v == 0 {
 				return nil, c.errAt(a.pos, "modulus by zero")
 			}
-			if (a.op == aluLSH || a.op == aluRSH) && rn.v > 31 {
-				return nil, c.errAt(a.pos, "shift by more than 31 bits")
-			}
 		}
 		if ln, ok := l.(aNum); ok && rok {
 			v, _ := foldALU(a.op, ln.v, rn.v)
@@ -688,6 +709,12 @@ func (c *compiler) genArith(a arith) ([]bpf.RawInstruction, cond, error) {
 			code, chk, err := c.genArith(a.l)
 			if err != nil {
 				return nil, nil, err
+			}
+			if (a.op == aluLSH || a.op == aluRSH) && rn.v > 31 {
+				// Only a folded constant gets here (see fold). libpcap
+				// folds such shifts to 0, and the kernel refuses the
+				// instruction, so shift every bit out explicitly.
+				return append(code, ins(clsALU|aluAND|srcK, 0)), chk, nil
 			}
 			return append(code, ins(clsALU|a.op|srcK, rn.v)), chk, nil
 		}

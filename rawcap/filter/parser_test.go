@@ -69,6 +69,11 @@ func TestGrouping(t *testing.T) {
 		{"ip[0] << 1 + 1 = 4", "ip[0] << (1 + 1) = 4"},
 		{"ip[0] * 3 ^ 1 = 0", "ip[0] * (3 ^ 1) = 0"},
 		{"ip[0] ^ 3 * 1 = 0", "ip[0] ^ (3 * 1) = 0"},
+		{"ip[0] % 2 + 3 = 0", "ip[0] % (2 + 3) = 0"},
+		{"ip[0] * 2 % 3 = 0", "ip[0] * (2 % 3) = 0"},
+		{"-ip[0] % 56 % 79 = 0", "-(ip[0] % (56 % 79)) = 0"},
+		{"-ip[0] ^ 2 = 0", "-(ip[0] ^ 2) = 0"},
+		{"-ip[0] * 2 = 0", "(-ip[0]) * 2 = 0"},
 		{"ip[0] - 1 - 1 = 0", "(ip[0] - 1) - 1 = 0"},
 		{"ip[0] / ip[1] / ip[2] = 0", "(ip[0] / ip[1]) / ip[2] = 0"},
 		{"-ip[0] + 1 = 0", "(-ip[0]) + 1 = 0"},
@@ -76,6 +81,7 @@ func TestGrouping(t *testing.T) {
 		{"(ip[0]) = 1", "ip[0] = 1"},
 		{"udp or ((54)) <= ip[0]", "udp or 54 <= ip[0]"},
 		{"port 80 or ((443))", "port 80 or port 443"},
+		{"port 80 or ((443) or 53)", "port 80 or (port 443 or port 53)"},
 		{"port 80 or (not (443) and 53)", "port 80 or (not port 443 and port 53)"},
 		// libpcap drops the protocol checks of a right-hand arithmetic
 		// operand, so udp[0] below is loaded from any packet.
