@@ -82,6 +82,8 @@ func TestCompileErrors(t *testing.T) {
 		{"ip6 and udp[0:2] = 53", `filter: expression rejects all packets`},
 		{"1 = 2", `filter: expression rejects all packets`},
 		{"not 1 = 1", `filter: expression rejects all packets`},
+		{"greater 1288 and less 384", `filter: expression rejects all packets`},
+		{"vlan and ip and vlan 10", `filter: expression rejects all packets`},
 	}
 	for _, tt := range tests {
 		prog, err := Compile(tt.expr, 0)

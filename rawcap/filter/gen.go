@@ -474,8 +474,6 @@ func (c *compiler) portProto(q qual, what string, pos int) (int, error) {
 	return 0, c.errAt(pos, "illegal qualifier of '%s'", what)
 }
 
-func (c *compiler) portDirOK(q qual) error { return nil }
-
 // ncode is a number or dotted IPv4 prefix (gen_ncode); s is the HID text
 // or "" for a plain number v.
 func (c *compiler) ncode(s string, v uint32, q qual, pos int) (cond, error) {

@@ -160,10 +160,6 @@ type block struct {
 	k      uint32
 	jt, jf *block
 	alias  *block // placeholder resolved to another block
-
-	// filled by analysis
-	pos   int
-	order int
 }
 
 type graph struct {

@@ -12,9 +12,9 @@ import (
 // packet load that decides a verdict on the path it is on (so truncated
 // packets are rejected where libpcap rejects them) and removes only:
 //   - loads whose value is already in the register on every incoming path;
-//   - tests whose outcome is implied by an earlier test of the same value on
-//     the incoming edge (jump threading), which is how `ip and arp` is seen
-//     to reject everything.
+//   - tests whose outcome is implied by earlier tests of the same value on
+//     every path to them (jump threading), which is how `ip and arp` is
+//     seen to reject everything.
 
 // state is the symbolic content of the machine: each register holds a
 // string naming the value ("#5", "H[12]", "?17" for an unknown).
@@ -27,7 +27,6 @@ type analysis struct {
 	g     *graph
 	order []*block
 	preds map[*block][]*block
-	in    map[*block]*state
 	out   map[*block]*state
 	facts map[*block]factSet
 	fresh int
@@ -257,7 +256,6 @@ func topo(entry *block, blocks []*block) []*block {
 	var out []*block
 	for ready.Len() > 0 {
 		b := heap.Pop(ready).(*block)
-		b.order = len(out)
 		out = append(out, b)
 		for _, s := range succs(b) {
 			indeg[s]--
@@ -299,7 +297,6 @@ func (an *analysis) run(entry *block) {
 			an.preds[s] = append(an.preds[s], b)
 		}
 	}
-	an.in = map[*block]*state{}
 	an.out = map[*block]*state{}
 	for _, b := range an.order {
 		var st state
@@ -326,8 +323,6 @@ func (an *analysis) run(entry *block) {
 				}
 			}
 		}
-		in := st
-		an.in[b] = &in
 		// Drop instructions that change nothing.
 		kept := make([]bpf.RawInstruction, 0, len(b.orig))
 		for _, i := range b.orig {
@@ -526,16 +521,20 @@ func evalJump(op uint16, a, k uint32) bool {
 func (an *analysis) thread() bool {
 	changed := false
 	for _, b := range an.order {
-		if b.isRet || b.op == clsJMP|jmpJA || b.op&srcX != 0 {
+		if b.isRet {
 			continue
 		}
 		exit := an.out[b]
-		for _, outcome := range []bool{true, false} {
+		outcomes := []bool{true, false}
+		if b.op == clsJMP|jmpJA {
+			outcomes = outcomes[:1] // jt only
+		}
+		for _, outcome := range outcomes {
 			target := b.jf
 			if outcome {
 				target = b.jt
 			}
-			fs := an.facts[b].with(keyedFact{exit.a, fact{b.op, b.k, outcome}})
+			fs := an.facts[b].with(an.edgeFacts(b, target)...)
 			dst := target
 			for steps := 0; steps < len(an.order); steps++ {
 				if dst.isRet || dst.op == clsJMP|jmpJA || dst.op&srcX != 0 || hasStore(dst.orig) {

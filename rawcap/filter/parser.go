@@ -167,7 +167,7 @@ func (p *parser) startsID() bool {
 				return true
 			}
 			_, arith := binPrec[p.peekAt(n).kind]
-			return !arith && !isRelop(p.peekAt(n).kind) && p.peekAt(n).kind != tCaret
+			return !arith && !isRelop(p.peekAt(n).kind) && !noPrec(p.peekAt(n).kind)
 		}
 		return false
 	}
@@ -469,6 +469,7 @@ var binPrec = map[tokKind]int{tPipe: 1, tAmp: 2, tLsh: 3, tRsh: 3, tPlus: 4, tMi
 // bison always shifts them, so their right operand is the rest of the
 // arithmetic expression, even after a unary minus (-a % b is -(a % b)).
 func noPrec(k tokKind) bool { return k == tCaret || k == tPercent }
+
 var binOp = map[tokKind]uint16{tPipe: aluOR, tAmp: aluAND, tLsh: aluLSH, tRsh: aluRSH, tPlus: aluADD,
 	tMinus: aluSUB, tStar: aluMUL, tSlash: aluDIV, tPercent: aluMOD, tCaret: aluXOR}
 

@@ -80,6 +80,7 @@ func TestGrouping(t *testing.T) {
 		{"ip[1+1] = 0", "ip[2] = 0"},
 		{"(ip[0]) = 1", "ip[0] = 1"},
 		{"udp or ((54)) <= ip[0]", "udp or 54 <= ip[0]"},
+		{"udp or 8 % 118 = 56", "udp or (8 % 118 = 56)"},
 		{"port 80 or ((443))", "port 80 or port 443"},
 		{"port 80 or ((443) or 53)", "port 80 or (port 443 or port 53)"},
 		{"port 80 or (not (443) and 53)", "port 80 or (not port 443 and port 53)"},
