@@ -249,3 +249,16 @@ func TestRightOperandChecks(t *testing.T) {
 		t.Error("left operand ip[0] matched a non-IPv4 packet")
 	}
 }
+
+// TestDeterministic compiles each expression twice: programs must not
+// depend on map order or other state.
+func TestDeterministic(t *testing.T) {
+	fuzzResolver(t)
+	for _, expr := range fuzzSeeds {
+		a, errA := Compile(expr, 0)
+		b, errB := Compile(expr, 0)
+		if (errA == nil) != (errB == nil) || FormatDDD(a) != FormatDDD(b) {
+			t.Errorf("%q compiles differently on a second run", expr)
+		}
+	}
+}

@@ -39,12 +39,10 @@ var pqualNames = map[string]pqual{
 }
 
 func (p pqual) String() string {
-	for n, q := range pqualNames {
-		if q == p && n != "ether" && n != "ppp" && n != "slip" {
-			return n
-		}
-	}
-	return "ether"
+	names := [...]string{pDefault: "", pLink: "link", pIP: "ip", pIP6: "ip6", pARP: "arp",
+		pRARP: "rarp", pTCP: "tcp", pUDP: "udp", pSCTP: "sctp", pICMP: "icmp", pICMP6: "icmp6",
+		pIGMP: "igmp", pIGRP: "igrp", pPIM: "pim", pVRRP: "vrrp", pCARP: "carp", pAH: "ah", pESP: "esp"}
+	return names[p]
 }
 
 type dqual int
