@@ -1,0 +1,107 @@
+//go:build linux && nsntrace_pipeline
+
+// The capture pipeline needs packages rawcap, rtnl and nft; until they are
+// in the tree it builds only with -tags nsntrace_pipeline (see
+// pipeline_pending.go).
+
+package main
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"github.com/nsntrace/nsntrace/pcapng"
+	"github.com/nsntrace/nsntrace/rawcap"
+)
+
+// capture moves packets from a ring into a capture file.
+type capture struct {
+	ring  *rawcap.Ring
+	w     pcapng.Writer
+	iface int
+	// flush writes each packet out at once (-U, -o -).
+	flush bool
+	// programSide writes directions from the traced program's point of
+	// view: the ring sits on the host end of the veth, so what that end
+	// receives the program sent.
+	programSide bool
+
+	packets, bytes atomic.Uint64
+	pkt            pcapng.Packet // reused, so that a packet costs no allocation
+}
+
+// run captures until ctx is done and the ring is drained.
+func (c *capture) run(ctx context.Context) error {
+	return c.ring.Run(ctx, c.handle)
+}
+
+func (c *capture) handle(p *rawcap.Packet) error {
+	c.pkt.Interface = c.iface
+	c.pkt.Timestamp = p.Timestamp
+	c.pkt.Length = p.Length
+	c.pkt.Data = p.Data
+	c.pkt.Direction, c.pkt.Reception = direction(p.Type, p.Data, c.programSide)
+	if err := c.w.WritePacket(&c.pkt); err != nil {
+		return err
+	}
+	c.packets.Add(1)
+	c.bytes.Add(uint64(p.Length))
+	if c.flush {
+		return c.w.Flush()
+	}
+	return nil
+}
+
+// direction returns the epb_flags direction and reception type of a packet
+// of type t seen on a packet socket. Seen on an interface (programSide
+// false) they are the kernel's; seen on the host end of the traced
+// program's veth (programSide true) they are the program's: what the host
+// end sends, the program receives, and how it receives it (unicast,
+// multicast, broadcast) follows from the destination MAC address.
+func direction(t rawcap.PacketType, data []byte, programSide bool) (pcapng.Direction, pcapng.Reception) {
+	if !programSide {
+		switch t {
+		case rawcap.PacketOutgoing:
+			return pcapng.DirectionOutbound, pcapng.ReceptionUnknown
+		case rawcap.PacketHost:
+			return pcapng.DirectionInbound, pcapng.ReceptionUnicast
+		case rawcap.PacketBroadcast:
+			return pcapng.DirectionInbound, pcapng.ReceptionBroadcast
+		case rawcap.PacketMulticast:
+			return pcapng.DirectionInbound, pcapng.ReceptionMulticast
+		case rawcap.PacketOtherHost:
+			return pcapng.DirectionInbound, pcapng.ReceptionPromiscuous
+		}
+		return pcapng.DirectionUnknown, pcapng.ReceptionUnknown
+	}
+	if t != rawcap.PacketOutgoing {
+		return pcapng.DirectionOutbound, pcapng.ReceptionUnknown
+	}
+	switch {
+	case len(data) < 6:
+		return pcapng.DirectionInbound, pcapng.ReceptionUnknown
+	case data[0]&data[1]&data[2]&data[3]&data[4]&data[5] == 0xff:
+		return pcapng.DirectionInbound, pcapng.ReceptionBroadcast
+	case data[0]&1 != 0: // the group bit
+		return pcapng.DirectionInbound, pcapng.ReceptionMulticast
+	}
+	return pcapng.DirectionInbound, pcapng.ReceptionUnicast
+}
+
+// isbStats turns the ring's counters into an interface statistics block.
+// The kernel counts what passed the filter (tp_packets, drops included)
+// and what it dropped for want of ring space (tp_drops); without a filter
+// the former is also everything the interface received.
+func isbStats(start time.Time, st rawcap.Stats, err error, filtered bool) pcapng.Stats {
+	s := pcapng.Stats{StartTime: start.UnixNano(), EndTime: time.Now().UnixNano()}
+	if err != nil {
+		return s // counters unknown: say nothing rather than zero
+	}
+	s.FilterAccept, s.HasFilterAccept = st.Packets, true
+	s.OSDrop, s.HasOSDrop = st.Drops, true
+	if !filtered {
+		s.Received, s.HasReceived = st.Packets, true
+	}
+	return s
+}

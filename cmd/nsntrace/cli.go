@@ -1,0 +1,321 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nsntrace/nsntrace/pcapng"
+	"github.com/spf13/pflag"
+)
+
+// Exit codes of nsntrace itself, in the convention of env(1), timeout(1)
+// and `docker run`; otherwise nsntrace exits with the program's status
+// (128+N when it was killed by signal N).
+const (
+	exitFailure       = 125 // nsntrace's own failure: usage, setup, capture
+	exitCannotExecute = 126 // the program exists but cannot be executed
+	exitNotFound      = 127 // the program was not found
+)
+
+// defaultSnapLen is the default snapshot length: the most the kernel hands
+// a packet socket for one GSO packet on a veth, as tcpdump's default.
+const defaultSnapLen = 262144
+
+// options holds everything the command line says.
+type options struct {
+	output         string
+	format         string
+	device         string
+	filter         string
+	user           string
+	publicDNS      bool
+	snapLen        int
+	packetBuffered bool
+	quiet          bool
+	version        bool
+	compileFilter  string
+	cleanup        bool
+	summary        string
+	genDocs        string
+	iface          string
+
+	// program is PROGRAM and its arguments, untouched.
+	program []string
+	// ran is set when the command line was complete (not -h).
+	ran bool
+	// set records which flags were given.
+	set map[string]bool
+}
+
+const longHelp = `nsntrace runs PROGRAM (and everything it starts) in a network namespace of its
+own, joined to the host by a veth pair with NAT, and records every packet the
+program sends or receives into a pcapng file: which hosts, names, ports and
+protocols it talks to, exactly as the program saw them.
+
+Everything after PROGRAM belongs to PROGRAM; use -- before a PROGRAM whose name
+starts with a dash. There are no subcommands: "nsntrace help" traces a program
+named help.
+
+Exit status: PROGRAM's own; 128+N when it was killed by signal N; 125 when
+nsntrace itself failed; 126 when PROGRAM cannot be executed; 127 when it was
+not found.`
+
+const examples = `  sudo nsntrace -o trace.pcapng curl -s http://example.com/
+  sudo nsntrace -f 'tcp port 443' -u alice ./mybinary --verbose
+  sudo nsntrace -o - wget -q http://example.com/ | tshark -r -
+  nsntrace --compile-filter 'tcp[tcpflags] & tcp-syn != 0'`
+
+// newCommand builds the command line. It parses into o; doing the work is
+// left to the caller, so that parsing is testable alone.
+func newCommand(o *options) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "nsntrace [flags] PROGRAM [ARGS...]",
+		Short:   "Trace the network traffic of one program",
+		Long:    longHelp,
+		Example: examples,
+		Args:    cobra.ArbitraryArgs,
+		// Errors and usage are printed by run, once, in our words.
+		SilenceErrors:     true,
+		SilenceUsage:      true,
+		ValidArgsFunction: completeProgram,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.program = args
+			o.ran = true
+			o.set = map[string]bool{}
+			cmd.Flags().Visit(func(f *pflag.Flag) { o.set[f.Name] = true })
+			return nil
+		},
+		DisableFlagsInUseLine: true,
+	}
+	// No subcommand may swallow a program name: no "completion" command
+	// (completion scripts come from --gen-docs), and cobra adds "help"
+	// only to commands that have subcommands, which this one never has.
+	cmd.CompletionOptions.DisableDefaultCmd = true
+
+	f := cmd.Flags()
+	// Everything after PROGRAM is PROGRAM's: `nsntrace ls -l` traces `ls -l`.
+	f.SetInterspersed(false)
+	f.SortFlags = false
+	f.StringVarP(&o.output, "output", "o", "nsntrace.pcapng", "write the capture to `FILE` ('-' = standard output; a .pcap name writes classic pcap); alias --outfile")
+	f.StringVarP(&o.format, "format", "F", "", "file format, `pcapng|pcap` (default: pcap for a .pcap name, else pcapng)")
+	f.StringVarP(&o.device, "device", "d", "", "uplink `DEV` the program's traffic leaves by (default: the default route's device)")
+	f.StringVarP(&o.filter, "filter", "f", "", "capture only packets matching `EXPR` (pcap-filter(7) syntax)")
+	f.StringVarP(&o.user, "user", "u", "", "run PROGRAM as `USER` (name or UID), without capabilities")
+	f.BoolVar(&o.publicDNS, "use-public-dns", false, "give PROGRAM public resolvers (Quad9, Cloudflare, Google, OpenDNS) instead of the host's")
+	f.IntVarP(&o.snapLen, "snaplen", "s", defaultSnapLen, "capture at most `N` bytes of each packet")
+	f.BoolVarP(&o.packetBuffered, "packet-buffered", "U", false, "write each packet out at once (implied by -o -)")
+	f.BoolVarP(&o.quiet, "quiet", "q", false, "print nothing but errors")
+	f.BoolVar(&o.version, "version", false, "print the version and exit")
+	f.StringVar(&o.compileFilter, "compile-filter", "", "print the BPF program for `EXPR` in tcpdump -ddd format and exit")
+	f.BoolVar(&o.cleanup, "cleanup", false, "remove what crashed runs left behind, and exit")
+	f.StringVar(&o.iface, "interface", "", "capture the existing interface `IFACE` (no program) until SIGINT/SIGTERM")
+	f.StringVar(&o.summary, "summary", "", "write a summary of PROGRAM's connections to `FILE`")
+	f.StringVar(&o.genDocs, "gen-docs", "", "write the man page and shell completions under `DIR`")
+	// --summary is the hook for the connection summary (issue 7); it stays
+	// hidden until that lands. --gen-docs is for `make install`.
+	mustHide(f, "summary", "gen-docs")
+	f.SetNormalizeFunc(func(_ *pflag.FlagSet, name string) pflag.NormalizedName {
+		if name == "outfile" { // the C nsntrace's name for -o
+			name = "output"
+		}
+		return pflag.NormalizedName(name)
+	})
+
+	mustComplete(cmd, "format", cobra.FixedCompletions([]string{"pcapng", "pcap"}, cobra.ShellCompDirectiveNoFileComp))
+	mustComplete(cmd, "device", completeDevice)
+	mustComplete(cmd, "interface", completeDevice)
+	mustComplete(cmd, "user", completeUser)
+	mustComplete(cmd, "filter", cobra.NoFileCompletions)
+	mustComplete(cmd, "compile-filter", cobra.NoFileCompletions)
+	mustComplete(cmd, "snaplen", cobra.NoFileCompletions)
+	return cmd
+}
+
+func mustHide(f *pflag.FlagSet, names ...string) {
+	for _, n := range names {
+		if err := f.MarkHidden(n); err != nil {
+			panic(err) // a typo in a flag name above
+		}
+	}
+}
+
+func mustComplete(cmd *cobra.Command, flag string, fn cobra.CompletionFunc) {
+	if err := cmd.RegisterFlagCompletionFunc(flag, fn); err != nil {
+		panic(err) // a typo in a flag name above
+	}
+}
+
+// completeProgram completes PROGRAM from $PATH; its arguments complete as
+// files, which is what most programs take.
+func completeProgram(_ *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+	if len(args) > 0 || strings.Contains(toComplete, "/") {
+		return nil, cobra.ShellCompDirectiveDefault
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, dir := range filepath.SplitList(os.Getenv("PATH")) {
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			continue // a PATH entry that does not exist is common
+		}
+		for _, e := range ents {
+			n := e.Name()
+			if seen[n] || !strings.HasPrefix(n, toComplete) {
+				continue
+			}
+			if fi, err := os.Stat(filepath.Join(dir, n)); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+				seen[n] = true
+				out = append(out, n)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out, cobra.ShellCompDirectiveNoFileComp
+}
+
+func completeDevice(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveError
+	}
+	var out []string
+	for _, i := range ifs {
+		out = append(out, i.Name)
+	}
+	return out, cobra.ShellCompDirectiveNoFileComp
+}
+
+func completeUser(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+	f, err := os.Open("/etc/passwd")
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveError
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if name, _, ok := strings.Cut(sc.Text(), ":"); ok && name != "" && !strings.HasPrefix(name, "#") {
+			out = append(out, name)
+		}
+	}
+	return out, cobra.ShellCompDirectiveNoFileComp
+}
+
+// usageError is a command line nsntrace cannot act on.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+// parse parses args (without argv[0]). Help output goes to stdout. It
+// returns o.ran == false when nothing is left to do (after -h).
+func parse(args []string, stdout, stderr io.Writer) (*options, error) {
+	o := &options{}
+	cmd := newCommand(o)
+	cmd.SetArgs(args)
+	cmd.SetOut(stdout)
+	cmd.SetErr(stderr)
+	if _, err := cmd.ExecuteC(); err != nil {
+		return nil, &usageError{err.Error()}
+	}
+	if !o.ran {
+		return o, nil
+	}
+	return o, o.check()
+}
+
+// check refuses flag combinations that make no sense, before anything is
+// touched.
+func (o *options) check() error {
+	modes := 0
+	for _, m := range []string{"version", "compile-filter", "cleanup", "gen-docs", "interface"} {
+		if o.set[m] {
+			modes++
+		}
+	}
+	if modes > 1 {
+		return &usageError{"--version, --compile-filter, --cleanup, --gen-docs and --interface exclude each other"}
+	}
+	if o.snapLen == 0 {
+		o.snapLen = defaultSnapLen // tcpdump's -s 0
+	}
+	if o.snapLen < 0 || o.snapLen > defaultSnapLen {
+		return &usageError{fmt.Sprintf("--snaplen %d: must be between 1 and %d", o.snapLen, defaultSnapLen)}
+	}
+	if _, err := outputFormat(o.output, o.format); err != nil {
+		return &usageError{err.Error()}
+	}
+	if o.output == "" {
+		return &usageError{"--output: empty file name"}
+	}
+	switch {
+	case modes == 1 && len(o.program) > 0:
+		return &usageError{fmt.Sprintf("unexpected argument %q: --version, --compile-filter, --cleanup, --gen-docs and --interface take no program", o.program[0])}
+	case modes == 0 && len(o.program) == 0:
+		return &usageError{"no program to trace given"}
+	}
+	if o.set["summary"] {
+		// The flag is the hook for the connection summary; refusing it
+		// beats silently writing nothing.
+		return &usageError{"--summary: the connection summary is not available in this version"}
+	}
+	return nil
+}
+
+// outputFormat chooses the file format: -F wins; otherwise a .pcap name
+// (as the C nsntrace's default nsntrace.pcap) gets classic pcap and
+// everything else, standard output included, pcapng.
+func outputFormat(output, format string) (pcapng.Format, error) {
+	if format != "" {
+		f, err := pcapng.ParseFormat(format)
+		if err != nil {
+			return 0, fmt.Errorf("--format %q: must be pcapng or pcap", format)
+		}
+		return f, nil
+	}
+	if output != "-" && strings.EqualFold(filepath.Ext(output), ".pcap") {
+		return pcapng.FormatPcap, nil
+	}
+	return pcapng.FormatPcapNG, nil
+}
+
+// maxQuoted bounds a command line quoted into the capture file: pcapng
+// options hold at most 64 KiB, and a description need not be complete.
+const maxQuoted = 4096
+
+// quoteShort is shellQuote cut to maxQuoted bytes.
+func quoteShort(argv []string) string {
+	q := shellQuote(argv)
+	if len(q) > maxQuoted {
+		q = strings.ToValidUTF8(q[:maxQuoted], "") + "..."
+	}
+	return q
+}
+
+// shellQuote renders argv as a shell would need it typed, for messages
+// and the file's comment.
+func shellQuote(argv []string) string {
+	var b strings.Builder
+	for i, a := range argv {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		if a != "" && strings.IndexFunc(a, func(r rune) bool {
+			return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:=,+@%^", r))
+		}) < 0 {
+			b.WriteString(a)
+			continue
+		}
+		b.WriteByte('\'')
+		b.WriteString(strings.ReplaceAll(a, "'", `'\''`))
+		b.WriteByte('\'')
+	}
+	return b.String()
+}

@@ -1,0 +1,273 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/nsntrace/nsntrace/pcapng"
+)
+
+func mustParse(t *testing.T, args ...string) *options {
+	t.Helper()
+	var out, errb bytes.Buffer
+	o, err := parse(args, &out, &errb)
+	if err != nil {
+		t.Fatalf("parse(%q): %v", args, err)
+	}
+	return o
+}
+
+func TestParseProgramAndArgs(t *testing.T) {
+	tests := []struct {
+		args    []string
+		program []string
+		check   func(*options) bool
+	}{
+		// Everything after PROGRAM is PROGRAM's, flags included.
+		{[]string{"-o", "f.pcapng", "ls", "-l", "-o", "x"}, []string{"ls", "-l", "-o", "x"},
+			func(o *options) bool { return o.output == "f.pcapng" }},
+		{[]string{"--", "-weird", "-h"}, []string{"-weird", "-h"}, nil},
+		{[]string{"-q", "--", "ls"}, []string{"ls"}, func(o *options) bool { return o.quiet }},
+		// No subcommand swallows a program name.
+		{[]string{"help"}, []string{"help"}, nil},
+		{[]string{"completion", "bash"}, []string{"completion", "bash"}, nil},
+		{[]string{"version"}, []string{"version"}, nil},
+		// The C nsntrace's command lines work unchanged.
+		{[]string{"--outfile", "t.pcap", "-d", "eth0", "-f", "tcp port 80", "-u", "nobody", "--use-public-dns", "curl", "x"},
+			[]string{"curl", "x"}, func(o *options) bool {
+				return o.output == "t.pcap" && o.device == "eth0" && o.filter == "tcp port 80" &&
+					o.user == "nobody" && o.publicDNS
+			}},
+		{[]string{"-s", "0", "-U", "-F", "pcap", "true"}, []string{"true"},
+			func(o *options) bool { return o.snapLen == defaultSnapLen && o.packetBuffered && o.format == "pcap" }},
+		{[]string{"true"}, []string{"true"}, func(o *options) bool {
+			return o.output == "nsntrace.pcapng" && o.snapLen == 262144 && !o.quiet && o.filter == ""
+		}},
+	}
+	for _, tc := range tests {
+		o := mustParse(t, tc.args...)
+		if !o.ran || !reflect.DeepEqual(o.program, tc.program) {
+			t.Errorf("parse(%q): program %q (ran %v), want %q", tc.args, o.program, o.ran, tc.program)
+		}
+		if tc.check != nil && !tc.check(o) {
+			t.Errorf("parse(%q): wrong options %+v", tc.args, o)
+		}
+	}
+}
+
+func TestParseUtilities(t *testing.T) {
+	if o := mustParse(t, "--version"); !o.version || len(o.program) != 0 {
+		t.Errorf("--version: %+v", o)
+	}
+	if o := mustParse(t, "--compile-filter", "udp"); !o.set["compile-filter"] || o.compileFilter != "udp" {
+		t.Errorf("--compile-filter: %+v", o)
+	}
+	// The empty filter is a filter too (accept all).
+	if o := mustParse(t, "--compile-filter", ""); !o.set["compile-filter"] {
+		t.Errorf("--compile-filter '': %+v", o)
+	}
+	if o := mustParse(t, "--interface", "cap0", "-o", "/dev/null"); o.iface != "cap0" || o.output != "/dev/null" {
+		t.Errorf("--interface: %+v", o)
+	}
+	if o := mustParse(t, "--cleanup"); !o.cleanup {
+		t.Errorf("--cleanup: %+v", o)
+	}
+}
+
+func TestParseHelp(t *testing.T) {
+	var out, errb bytes.Buffer
+	o, err := parse([]string{"--help"}, &out, &errb)
+	if err != nil || o.ran {
+		t.Fatalf("--help: ran %v, err %v", o != nil && o.ran, err)
+	}
+	help := out.String()
+	for _, want := range []string{"nsntrace [flags] PROGRAM [ARGS...]", "--output", "--use-public-dns", "--compile-filter", "Exit status"} {
+		if !strings.Contains(help, want) {
+			t.Errorf("help lacks %q:\n%s", want, help)
+		}
+	}
+	for _, hidden := range []string{"--gen-docs", "--summary", "completion"} {
+		if strings.Contains(help, hidden) {
+			t.Errorf("help shows %q:\n%s", hidden, help)
+		}
+	}
+	// -h after PROGRAM is PROGRAM's.
+	if o := mustParse(t, "ls", "-h"); !o.ran || !reflect.DeepEqual(o.program, []string{"ls", "-h"}) {
+		t.Errorf("ls -h: %+v", o)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{nil, "no program"},
+		{[]string{"-o", "x"}, "no program"},
+		{[]string{"--bogus", "ls"}, "unknown flag"},
+		{[]string{"-F", "json", "ls"}, "pcapng or pcap"},
+		{[]string{"-s", "-1", "ls"}, "--snaplen"},
+		{[]string{"-s", "300000", "ls"}, "--snaplen"},
+		{[]string{"--version", "ls"}, "take no program"},
+		{[]string{"--cleanup", "--version"}, "exclude each other"},
+		{[]string{"-o", "", "ls"}, "empty file name"},
+		{[]string{"--summary", "s.txt", "ls"}, "--summary"},
+	}
+	for _, tc := range tests {
+		var out, errb bytes.Buffer
+		_, err := parse(tc.args, &out, &errb)
+		var ue *usageError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("parse(%q) = %v, want a usage error with %q", tc.args, err, tc.want)
+		}
+	}
+}
+
+func TestRunExitCodes(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"--bogus"}, &out, &errb); code != exitFailure || !strings.Contains(errb.String(), "--help") {
+		t.Errorf("usage error: exit %d, stderr %q", code, errb.String())
+	}
+	out.Reset()
+	if code := run([]string{"--version"}, &out, &errb); code != 0 || !strings.HasPrefix(out.String(), "nsntrace ") {
+		t.Errorf("--version: exit %d, stdout %q", code, out.String())
+	}
+	out.Reset()
+	if code := run([]string{"-h"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "Usage:") {
+		t.Errorf("-h: exit %d, stdout %q", code, out.String())
+	}
+}
+
+func TestOutputFormat(t *testing.T) {
+	tests := []struct {
+		output, format string
+		want           pcapng.Format
+	}{
+		{"nsntrace.pcapng", "", pcapng.FormatPcapNG},
+		{"nsntrace.pcap", "", pcapng.FormatPcap},
+		{"TRACE.PCAP", "", pcapng.FormatPcap},
+		{"trace", "", pcapng.FormatPcapNG},
+		{"-", "", pcapng.FormatPcapNG},
+		{"trace.pcap", "pcapng", pcapng.FormatPcapNG},
+		{"trace.pcapng", "pcap", pcapng.FormatPcap},
+		{"-", "PCAP", pcapng.FormatPcap},
+	}
+	for _, tc := range tests {
+		got, err := outputFormat(tc.output, tc.format)
+		if err != nil || got != tc.want {
+			t.Errorf("outputFormat(%q, %q) = %v, %v; want %v", tc.output, tc.format, got, err, tc.want)
+		}
+	}
+	if _, err := outputFormat("x", "erf"); err == nil {
+		t.Error("outputFormat accepted format erf")
+	}
+}
+
+func TestShellQuote(t *testing.T) {
+	got := shellQuote([]string{"curl", "-s", "http://example.test:8080/a?b=c", "it's", "", "a b"})
+	want := `curl -s 'http://example.test:8080/a?b=c' 'it'\''s' '' 'a b'`
+	if got != want {
+		t.Errorf("shellQuote = %s\nwant         %s", got, want)
+	}
+}
+
+func TestOutputCheck(t *testing.T) {
+	dir := t.TempDir()
+	ok := []string{filepath.Join(dir, "new.pcapng"), "-"}
+	existing := filepath.Join(dir, "old.pcapng")
+	if err := os.WriteFile(existing, []byte("keep"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ok = append(ok, existing)
+	for _, p := range ok {
+		if err := (&output{path: p}).check(); err != nil {
+			t.Errorf("check(%s): %v", p, err)
+		}
+	}
+	// check must not create or truncate anything.
+	if b, _ := os.ReadFile(existing); string(b) != "keep" {
+		t.Errorf("check changed %s: %q", existing, b)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "new.pcapng")); err == nil {
+		t.Error("check created the output")
+	}
+	for _, p := range []string{dir, filepath.Join(dir, "no/such/dir/f.pcapng"), filepath.Join(existing, "f.pcapng")} {
+		if err := (&output{path: p}).check(); err == nil {
+			t.Errorf("check(%s) passed", p)
+		}
+	}
+
+	// abort removes only what the run created.
+	o := &output{path: filepath.Join(dir, "made.pcapng")}
+	if err := o.create(); err != nil || !o.created {
+		t.Fatalf("create: %v (created %v)", err, o.created)
+	}
+	o.abort()
+	if _, err := os.Stat(o.path); err == nil {
+		t.Error("abort left a file the run created")
+	}
+	o = &output{path: existing}
+	if err := o.create(); err != nil || o.created {
+		t.Fatalf("create existing: %v (created %v)", err, o.created)
+	}
+	o.abort()
+	if _, err := os.Stat(existing); err != nil {
+		t.Errorf("abort removed a file that existed before: %v", err)
+	}
+}
+
+func TestGenDocs(t *testing.T) {
+	dir := t.TempDir()
+	if err := genDocs(dir); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"man/nsntrace.1", "nsntrace.bash", "_nsntrace", "nsntrace.fish"} {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Contains(b, []byte("nsntrace")) {
+			t.Errorf("%s does not mention nsntrace", f)
+		}
+	}
+	man, _ := os.ReadFile(filepath.Join(dir, "man/nsntrace.1"))
+	for _, want := range []string{"--use-public-dns", "PROGRAM", "Exit status"} {
+		if !bytes.Contains(man, []byte(want)) {
+			t.Errorf("man page lacks %q", want)
+		}
+	}
+	if bytes.Contains(man, []byte("gen\\-docs")) {
+		t.Error("man page shows the hidden --gen-docs")
+	}
+}
+
+func TestCompileFilter(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"--compile-filter", "udp port 53"}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	// tcpdump -ddd: the count, then one "code jt jf k" line per instruction.
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	var n int
+	if _, err := fmt.Sscan(lines[0], &n); err != nil || n != len(lines)-1 || n < 4 {
+		t.Fatalf("not tcpdump -ddd output:\n%s", out.String())
+	}
+	for _, l := range lines[1:] {
+		var code, jt, jf, k uint32
+		if c, err := fmt.Sscan(l, &code, &jt, &jf, &k); c != 4 || err != nil {
+			t.Fatalf("bad line %q", l)
+		}
+	}
+	out.Reset()
+	errb.Reset()
+	if code := run([]string{"--compile-filter", "tcp port"}, &out, &errb); code != 1 || out.Len() != 0 ||
+		!strings.Contains(errb.String(), "bad filter") || !strings.Contains(errb.String(), "^") {
+		t.Errorf("bad filter: exit %d, stdout %q, stderr %q", code, out.String(), errb.String())
+	}
+}

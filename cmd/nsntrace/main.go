@@ -1,0 +1,72 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/nsntrace/nsntrace/child"
+	"github.com/nsntrace/nsntrace/rawcap/filter"
+)
+
+// version is set at build time (make build: -X main.version=...).
+var version = "dev"
+
+func main() {
+	// A re-executed child becomes the traced program's init here and
+	// never returns.
+	child.MaybeRun()
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run is nsntrace without os.Exit: it returns the exit status.
+func run(args []string, stdout, stderr io.Writer) int {
+	o, err := parse(args, stdout, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "nsntrace: %v\nRun 'nsntrace --help' for usage.\n", err)
+		return exitFailure
+	}
+	switch {
+	case !o.ran: // -h
+		return 0
+	case o.version:
+		fmt.Fprintln(stdout, "nsntrace", version)
+		return 0
+	case o.set["gen-docs"]:
+		if err := genDocs(o.genDocs); err != nil {
+			fmt.Fprintln(stderr, "nsntrace:", err)
+			return exitFailure
+		}
+		return 0
+	case o.set["compile-filter"]:
+		return compileFilter(o.compileFilter, o.snapLen, stdout, stderr)
+	case o.cleanup:
+		return cleanup(o, stderr)
+	case o.set["interface"]:
+		return captureInterface(o, stdout, stderr)
+	}
+	return trace(o, stdout, stderr)
+}
+
+// compileFilter prints the BPF program for expr as `tcpdump -ddd` does,
+// for people debugging a filter: 0 on success, 1 with the error.
+func compileFilter(expr string, snapLen int, stdout, stderr io.Writer) int {
+	prog, err := filter.Compile(expr, uint32(snapLen))
+	if err != nil {
+		fmt.Fprintln(stderr, "nsntrace:", filterError(err))
+		return 1
+	}
+	fmt.Fprint(stdout, filter.FormatDDD(prog))
+	return 0
+}
+
+// filterError explains a filter that does not compile, pointing at the
+// place when the compiler knows it.
+func filterError(err error) string {
+	var se *filter.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Sprintf("bad filter: %v\n%s", se, se.Caret())
+	}
+	return fmt.Sprintf("bad filter: %v", err)
+}

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// reporter prints nsntrace's messages on stderr: progress unless -q,
+// errors always, and a live one-line counter when stderr is a terminal.
+type reporter struct {
+	w     io.Writer
+	quiet bool
+	tty   bool
+
+	mu      sync.Mutex
+	counter bool // the counter line is on screen
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+func newReporter(w io.Writer, quiet bool) *reporter {
+	r := &reporter{w: w, quiet: quiet}
+	if f, ok := w.(*os.File); ok && !quiet {
+		_, err := unix.IoctlGetTermios(int(f.Fd()), ioctlGetTermios)
+		r.tty = err == nil
+	}
+	return r
+}
+
+// infof prints a progress message (not with -q).
+func (r *reporter) infof(format string, args ...any) {
+	if r.quiet {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.clearLocked()
+	fmt.Fprintf(r.w, format+"\n", args...)
+}
+
+// errorf prints an error, always.
+func (r *reporter) errorf(format string, args ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.clearLocked()
+	fmt.Fprintf(r.w, "nsntrace: "+format+"\n", args...)
+}
+
+func (r *reporter) clearLocked() {
+	if r.counter {
+		io.WriteString(r.w, "\r\x1b[K")
+		r.counter = false
+	}
+}
+
+// startCounter shows packets and bytes as they are captured, on a
+// terminal only; stopCounter removes the line again.
+func (r *reporter) startCounter(packets, bytes func() uint64) {
+	if !r.tty || r.stop != nil {
+		return
+	}
+	r.stop, r.done = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(r.done)
+		t := time.NewTicker(500 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-r.stop:
+				return
+			case <-t.C:
+			}
+			r.mu.Lock()
+			fmt.Fprintf(r.w, "\r\x1b[K%d packets, %s", packets(), humanBytes(bytes()))
+			r.counter = true
+			r.mu.Unlock()
+		}
+	}()
+}
+
+func (r *reporter) stopCounter() {
+	if r.stop == nil {
+		return
+	}
+	close(r.stop)
+	<-r.done
+	r.stop = nil
+	r.mu.Lock()
+	r.clearLocked()
+	r.mu.Unlock()
+}
+
+func humanBytes(n uint64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
+func plural(n uint64, one, many string) string {
+	if n == 1 {
+		return fmt.Sprintf("%d %s", n, one)
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
