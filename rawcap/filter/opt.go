@@ -223,6 +223,11 @@ func normalise(entry *block, all []*block) *block {
 				b = b.jt
 				continue
 			}
+			// Loads that lead only to a reject can only reject: drop them.
+			if !b.isRet && b.op == clsJMP|jmpJA && b.jt.isRet && b.jt.retVal == 0 && !hasStore(b.orig) {
+				b = b.jt
+				continue
+			}
 			return b
 		}
 		return b
@@ -577,16 +582,56 @@ func hasStore(code []bpf.RawInstruction) bool {
 	return false
 }
 
+// intern merges blocks with the same code, test and successors (libpcap's
+// intern_blocks). A block's original code computes everything it uses, so
+// two such blocks behave the same wherever they are entered from.
+func intern(entry *block, order []*block) (*block, bool) {
+	canon := map[*block]*block{}
+	seen := map[string]*block{}
+	changed := false
+	var key []byte
+	for i := len(order) - 1; i >= 0; i-- {
+		b := order[i]
+		if !b.isRet {
+			if c, ok := canon[b.jt]; ok && c != b.jt {
+				b.jt, changed = c, true
+			}
+			if c, ok := canon[b.jf]; ok && c != b.jf {
+				b.jf, changed = c, true
+			}
+		}
+		key = key[:0]
+		key = fmt.Appendf(key, "%v %d %d %d", b.isRet, b.retVal, b.op, b.k)
+		if !b.isRet {
+			key = fmt.Appendf(key, " %p %p", b.jt, b.jf)
+		}
+		for _, in := range b.orig {
+			key = fmt.Appendf(key, " %d/%d", in.Op, in.K)
+		}
+		if o, ok := seen[string(key)]; ok {
+			canon[b] = o
+			continue
+		}
+		seen[string(key)] = b
+		canon[b] = b
+	}
+	return canon[entry], changed
+}
+
 // optimise runs the passes to a fixed point and returns the block order.
 func optimise(g *graph, entry *block) (*block, []*block) {
 	entry = normalise(entry, g.blocks)
 	an := &analysis{g: g}
 	for round := 0; round < 50; round++ {
 		an.run(entry)
-		if !an.thread() {
+		threaded := an.thread()
+		entry = normalise(entry, g.blocks)
+		var merged bool
+		entry, merged = intern(entry, topo(entry, g.reachable(entry)))
+		entry = normalise(entry, g.blocks)
+		if !threaded && !merged {
 			break
 		}
-		entry = normalise(entry, g.blocks)
 	}
 	an.run(entry)
 	return entry, an.order
