@@ -232,17 +232,25 @@ func normalise(entry *block, all []*block) *block {
 		}
 		return b
 	}
-	for _, b := range all {
-		if b.jt != nil {
-			b.jt = skip(b.jt)
-		}
-		if b.jf != nil {
-			b.jf = skip(b.jf)
-		}
-		if !b.isRet && b.op != clsJMP|jmpJA && b.jt == b.jf {
-			// Both outcomes lead to the same place: keep the loads (they
-			// may reject a truncated packet) but drop the test.
-			b.op = clsJMP | jmpJA
+	for changed := true; changed; {
+		changed = false
+		for _, b := range all {
+			if b.jt != nil {
+				if t := skip(b.jt); t != b.jt {
+					b.jt, changed = t, true
+				}
+			}
+			if b.jf != nil {
+				if f := skip(b.jf); f != b.jf {
+					b.jf, changed = f, true
+				}
+			}
+			if !b.isRet && b.op != clsJMP|jmpJA && b.jt == b.jf {
+				// Both outcomes lead to the same place: keep the loads
+				// (they may reject a truncated packet) but drop the test.
+				b.op = clsJMP | jmpJA
+				changed = true
+			}
 		}
 	}
 	return skip(entry)
