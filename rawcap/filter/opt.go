@@ -8,10 +8,12 @@ import (
 	"golang.org/x/net/bpf"
 )
 
-// The optimiser works on the block DAG produced by lower. It keeps every
-// packet load that decides a verdict on the path it is on (so truncated
-// packets are rejected where libpcap rejects them) and removes only:
+// The optimiser works on the block DAG produced by lower. It keeps the
+// packet loads of every test that still decides something on its path (so
+// truncated packets are rejected where libpcap rejects them) and removes:
 //   - loads whose value is already in the register on every incoming path;
+//   - tests whose two outcomes lead to the same place (their loads stay
+//     unless they lead only to a reject);
 //   - tests whose outcome is implied by earlier tests of the same value on
 //     every path to them (jump threading), which is how `ip and arp` is
 //     seen to reject everything.
@@ -219,11 +221,11 @@ func normalise(entry *block, all []*block) *block {
 	skip := func(b *block) *block {
 		for i := 0; i < len(all)+1; i++ {
 			b = resolve(b)
-			if !b.isRet && b.op == clsJMP|jmpJA && len(b.orig) == 0 {
-				b = b.jt
-				continue
-			}
-			// Loads that lead only to a reject can only reject: drop them.
+			// Loads that lead only to a reject can only reject: drop
+			// them. Other loads of a test that no longer matters stay: a
+			// load beyond a truncated packet rejects it in libpcap's
+			// generated code, and libpcap's optimiser removes such loads
+			// only sometimes, depending on its pass order.
 			if !b.isRet && b.op == clsJMP|jmpJA && b.jt.isRet && b.jt.retVal == 0 && !hasStore(b.orig) {
 				b = b.jt
 				continue
@@ -581,9 +583,12 @@ func (an *analysis) thread() bool {
 	return changed
 }
 
+// hasStore reports whether code writes scratch memory that other blocks
+// read: the VLAN offset word. Arithmetic temporaries are written and read
+// within one block.
 func hasStore(code []bpf.RawInstruction) bool {
 	for _, i := range code {
-		if c := i.Op & 0x07; c == clsST || c == clsSTX {
+		if c := i.Op & 0x07; (c == clsST || c == clsSTX) && i.K == vlanReg {
 			return true
 		}
 	}
