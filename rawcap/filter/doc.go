@@ -32,8 +32,27 @@
 // at most 4096 instructions, no read of uninitialised scratch memory, a
 // final return. Accepted packets return the snaplen given to Compile. An
 // expression that can never match is refused with ErrRejectsAll, as
-// libpcap does. The optimiser keeps every load that can reject a
-// truncated packet on the path where libpcap would perform it.
+// libpcap does (this compiler sees it in more cases). The optimiser
+// removes only loads that cannot change a verdict or that libpcap's own
+// optimiser removes too, so truncated packets are rejected where libpcap
+// rejects them.
+//
+// # Compatibility
+//
+// The reference is the code libpcap 1.10 generates (`tcpdump -O -d`),
+// including its quirks, because users check their filters with tcpdump:
+// `%` and `^` have no precedence (`-a % b % c` is `-(a % (b % c))`); only
+// the left operand of an arithmetic operator brings protocol checks
+// (`26 + udp[0] = 5` reads that byte of any packet); offsets wrap around
+// 2^32 (`ip[-3]` is the byte at 11); `x / ip[0]` and `x << ip[40]` are
+// refused as division by zero and over-long shift, as in libpcap.
+// libpcap's optimiser sometimes reorders loads or drops dead ones, and on
+// truncated packets its optimised program can then disagree with its own
+// unoptimised one; this compiler agrees with one of the two. Where the
+// optimiser changes the meaning of `vlan` (as in `ip or vlan and ip` on a
+// QinQ frame whose outer tag the kernel stripped), this compiler keeps the
+// generated code's meaning. `byte N & V` and `byte N | V` are refused:
+// libpcap compiles them without loading the byte.
 //
 // FormatDDD and Disassemble print programs like `tcpdump -ddd` and
 // `tcpdump -d`.
