@@ -631,20 +631,119 @@ func intern(entry *block, order []*block) (*block, bool) {
 	return canon[entry], changed
 }
 
+// pullup moves a test up an or-chain (isOr: tests joined by their false
+// branches, all true branches going to the same block) or an and-chain,
+// next to the test of the same value, as libpcap's or_pullup and
+// and_pullup do. On complete packets the order of an or-chain does not
+// matter; on truncated ones it decides which load fails first, and
+// following libpcap keeps `host a or b` on a 30-byte frame in step with
+// tcpdump. Only chains of blocks with a single predecessor and no shared
+// stores are touched, so no other path sees the change.
+func (an *analysis) pullup(b *block, isOr bool) bool {
+	ps := an.preds[b]
+	if len(ps) == 0 {
+		return false
+	}
+	val := an.out[ps[0]].a
+	for _, p := range ps[1:] {
+		if an.out[p].a != val {
+			return false
+		}
+	}
+	exit := func(x *block) *block { // where the chain leaves
+		if isOr {
+			return x.jt
+		}
+		return x.jf
+	}
+	next := func(x *block) *block {
+		if isOr {
+			return x.jf
+		}
+		return x.jt
+	}
+	setNext := func(x, to *block) {
+		if isOr {
+			x.jf = to
+		} else {
+			x.jt = to
+		}
+	}
+	ok := func(x *block) bool {
+		return !x.isRet && x.op != clsJMP|jmpJA && x.jt != x.jf && exit(x) == exit(b) && !hasStore(x.orig)
+	}
+	var prev *block // block before diff in the chain; nil at the top
+	diff := b
+	for {
+		if !ok(diff) || (diff != b && len(an.preds[diff]) != 1) {
+			return false
+		}
+		if an.out[diff].a != val {
+			break
+		}
+		prev, diff = diff, next(diff)
+	}
+	prevSame, same := diff, next(diff)
+	for {
+		if !ok(same) || len(an.preds[same]) != 1 {
+			return false
+		}
+		if an.out[same].a == val {
+			break
+		}
+		prevSame, same = same, next(same)
+	}
+	setNext(prevSame, next(same))
+	setNext(same, diff)
+	if prev != nil {
+		setNext(prev, same)
+		return true
+	}
+	for _, p := range ps {
+		if p.jt == b {
+			p.jt = same
+		}
+		if p.jf == b {
+			p.jf = same
+		}
+	}
+	return true
+}
+
 // optimise runs the passes to a fixed point and returns the block order.
 func optimise(g *graph, entry *block) (*block, []*block) {
 	entry = normalise(entry, g.blocks)
 	an := &analysis{g: g}
-	for round := 0; round < 50; round++ {
+	const maxPullups = 64
+	pullups := 0
+	for round := 0; round < 50+maxPullups; round++ {
 		an.run(entry)
 		threaded := an.thread()
 		entry = normalise(entry, g.blocks)
 		var merged bool
 		entry, merged = intern(entry, topo(entry, g.reachable(entry)))
 		entry = normalise(entry, g.blocks)
-		if !threaded && !merged {
+		if threaded || merged {
+			continue
+		}
+		pulled := false
+		// Pull-ups only reorder; on huge graphs (already near the
+		// kernel's limit) they are not worth their quadratic cost.
+		if pullups < maxPullups && len(an.order) < 3000 {
+			an.run(entry)
+			for i := len(an.order) - 1; i >= 0 && !pulled; i-- {
+				b := an.order[i]
+				if b == entry {
+					continue
+				}
+				pulled = an.pullup(b, true) || an.pullup(b, false)
+			}
+		}
+		if !pulled {
 			break
 		}
+		pullups++
+		entry = normalise(entry, g.blocks)
 	}
 	an.run(entry)
 	return entry, an.order
