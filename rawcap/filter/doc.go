@@ -30,7 +30,10 @@
 // The programs obey the kernel's rules (see Validate): forward jumps only,
 // `ja` trampolines where a conditional jump would exceed 255 instructions,
 // at most 4096 instructions, no read of uninitialised scratch memory, a
-// final return. Accepted packets return the snaplen given to Compile. An
+// final return. (The kernel also charges a filter against
+// net.core.optmem_max, so with the common 128 KiB a program of more than
+// about 3000 instructions is refused with ENOMEM when attached.) Accepted
+// packets return the snaplen given to Compile. An
 // expression that can never match is refused with ErrRejectsAll, as
 // libpcap does (this compiler sees it in more cases). The optimiser
 // removes only loads that cannot change a verdict or that libpcap's own
