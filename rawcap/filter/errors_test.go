@@ -56,6 +56,8 @@ func TestCompileErrors(t *testing.T) {
 		{"host 1:2:3:4:5:6", `filter: ethernet address used in non-ether expression (at offset 5)`},
 		{"ether host nosuch", `filter: unknown ether host 'nosuch' (at offset 11)`},
 		{"host nosuch.test", `filter: unknown host 'nosuch.test' (at offset 5)`},
+		{"net default", `filter: unknown network 'default' (at offset 4)`},
+		{"net nosuch", `filter: unknown network 'nosuch' (at offset 4)`},
 		{"ip host v6only.test", `filter: unknown host 'v6only.test' for specified address family (at offset 8)`},
 		{"ether", `filter: link layer applied in wrong context (at offset 0)`},
 		{"tcp[0:3] = 1", `filter: data size must be 1, 2, or 4 (at offset 6)`},

@@ -649,7 +649,18 @@ func (c *compiler) scode(name string, q qual, pos int) (cond, error) {
 	}
 	switch q.addr {
 	case aNet:
-		return nil, c.errAt(pos, "unknown network '%s'", name)
+		addr, ok := networks[name]
+		if !ok || addr == 0 {
+			return nil, c.errAt(pos, "unknown network '%s'", name)
+		}
+		// libpcap left-justifies the network number and masks only the
+		// bytes that were zero-extended on the left.
+		mask := uint32(0xffffffff)
+		for addr != 0 && addr&0xff000000 == 0 {
+			addr <<= 8
+			mask <<= 8
+		}
+		return c.host4(addr, mask, q, pos)
 	case aDefault, aHost:
 		if q.proto == pLink {
 			return nil, c.errAt(pos, "unknown ether host '%s'", name)

@@ -391,6 +391,14 @@ var etherProtocols = map[string]uint32{
 	"iso": 0xfe, "stp": 0x42, "ipx": 0xe0, "netbeui": 0xf0,
 }
 
+// networks are the /etc/networks names Debian's netbase installs, as
+// inet_network(3) reads them ("default" is 0, which libpcap refuses).
+var networks = map[string]uint32{
+	"default":    0,
+	"loopback":   0x7f000000,
+	"link-local": 0xa9fe0000,
+}
+
 func lookupPort(name string) (uint32, int, bool) {
 	s, ok := services[name]
 	if !ok {

@@ -36,6 +36,8 @@ func TestGrouping(t *testing.T) {
 		{"ether src 1:2:3:4:5:6", "ether src 01:02:03:04:05:06"},
 		{"ether src 0102.0304.0506", "ether src 1-2-3-4-5-6"},
 		{"net 10", "net 10.0.0.0/8"},
+		{"net loopback", "host 127.0.0.0"},
+		{"src net link-local", "src host 169.254.0.0"},
 		{"net 10", "net 10.0.0.0 mask 255.0.0.0"},
 		{"net 192.168", "net 192.168.0.0/16"},
 		{"host 10.1", "net 10.1.0.0/16"},
