@@ -11,11 +11,11 @@ import (
 )
 
 var (
-	macSrc = net.HardwareAddr{0x02, 0, 0, 0, 0, 1}
-	macDst = net.HardwareAddr{0x02, 0, 0, 0, 0, 2}
+	testMACSrc = net.HardwareAddr{0x02, 0, 0, 0, 0, 1}
+	testMACDst = net.HardwareAddr{0x02, 0, 0, 0, 0, 2}
 )
 
-func serialize(t *testing.T, ls ...gopacket.SerializableLayer) []byte {
+func mkPacket(t *testing.T, ls ...gopacket.SerializableLayer) []byte {
 	t.Helper()
 	buf := gopacket.NewSerializeBuffer()
 	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true}, ls...); err != nil {
@@ -24,42 +24,42 @@ func serialize(t *testing.T, ls ...gopacket.SerializableLayer) []byte {
 	return buf.Bytes()
 }
 
-func eth(et layers.EthernetType) *layers.Ethernet {
-	return &layers.Ethernet{SrcMAC: macSrc, DstMAC: macDst, EthernetType: et}
+func mkEth(et layers.EthernetType) *layers.Ethernet {
+	return &layers.Ethernet{SrcMAC: testMACSrc, DstMAC: testMACDst, EthernetType: et}
 }
 
-func ipv4(proto layers.IPProtocol, src, dst string) *layers.IPv4 {
+func mkIPv4(proto layers.IPProtocol, src, dst string) *layers.IPv4 {
 	return &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: proto, SrcIP: net.ParseIP(src), DstIP: net.ParseIP(dst)}
 }
 
-func ipv6(nh layers.IPProtocol, src, dst string) *layers.IPv6 {
+func mkIPv6(nh layers.IPProtocol, src, dst string) *layers.IPv6 {
 	return &layers.IPv6{Version: 6, HopLimit: 64, NextHeader: nh, SrcIP: net.ParseIP(src), DstIP: net.ParseIP(dst)}
 }
 
-func tcpSeg(sport, dport uint16, syn, ack bool) *layers.TCP {
+func mkTCP(sport, dport uint16, syn, ack bool) *layers.TCP {
 	return &layers.TCP{SrcPort: layers.TCPPort(sport), DstPort: layers.TCPPort(dport), DataOffset: 5, SYN: syn, ACK: ack}
 }
 
 // TestSemantics checks libpcap's documented behaviour on crafted packets.
 func TestSemantics(t *testing.T) {
 	pay := gopacket.Payload([]byte("payload"))
-	v4tcp := serialize(t, eth(layers.EthernetTypeIPv4), ipv4(layers.IPProtocolTCP, "10.0.0.1", "10.0.0.2"), tcpSeg(1234, 80, true, false), pay)
-	v4tcpAck := serialize(t, eth(layers.EthernetTypeIPv4), ipv4(layers.IPProtocolTCP, "10.0.0.1", "10.0.0.2"), tcpSeg(80, 1234, false, true), pay)
-	opts := ipv4(layers.IPProtocolTCP, "10.0.0.1", "10.0.0.2")
+	v4tcp := mkPacket(t, mkEth(layers.EthernetTypeIPv4), mkIPv4(layers.IPProtocolTCP, "10.0.0.1", "10.0.0.2"), mkTCP(1234, 80, true, false), pay)
+	v4tcpAck := mkPacket(t, mkEth(layers.EthernetTypeIPv4), mkIPv4(layers.IPProtocolTCP, "10.0.0.1", "10.0.0.2"), mkTCP(80, 1234, false, true), pay)
+	opts := mkIPv4(layers.IPProtocolTCP, "10.0.0.1", "10.0.0.2")
 	opts.Options = []layers.IPv4Option{{OptionType: 1}, {OptionType: 1}, {OptionType: 1}, {OptionType: 0}}
-	v4tcpOpts := serialize(t, eth(layers.EthernetTypeIPv4), opts, tcpSeg(1234, 80, true, false), pay)
-	frag := ipv4(layers.IPProtocolTCP, "10.0.0.1", "10.0.0.2")
+	v4tcpOpts := mkPacket(t, mkEth(layers.EthernetTypeIPv4), opts, mkTCP(1234, 80, true, false), pay)
+	frag := mkIPv4(layers.IPProtocolTCP, "10.0.0.1", "10.0.0.2")
 	frag.FragOffset = 100
-	v4frag := serialize(t, eth(layers.EthernetTypeIPv4), frag, tcpSeg(1234, 80, true, false), pay)
-	v4udp := serialize(t, eth(layers.EthernetTypeIPv4), ipv4(layers.IPProtocolUDP, "192.168.1.5", "8.8.8.8"), &layers.UDP{SrcPort: 5353, DstPort: 53}, pay)
-	v4icmp := serialize(t, eth(layers.EthernetTypeIPv4), ipv4(layers.IPProtocolICMPv4, "10.0.0.1", "10.0.0.2"), &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(8, 0)}, pay)
-	v6tcp := serialize(t, eth(layers.EthernetTypeIPv6), ipv6(layers.IPProtocolTCP, "2001:db8::1", "2001:db8::2"), tcpSeg(1234, 80, true, false), pay)
-	v6icmp := serialize(t, eth(layers.EthernetTypeIPv6), ipv6(layers.IPProtocolICMPv6, "fe80::1", "ff02::1"), gopacket.Payload([]byte{128, 0, 0, 0, 0, 1, 0, 1}))
-	v6frag := serialize(t, eth(layers.EthernetTypeIPv6), ipv6(layers.IPProtocolIPv6Fragment, "2001:db8::1", "2001:db8::2"),
-		gopacket.Payload([]byte{6, 0, 0, 1, 0, 0, 0, 7}), tcpSeg(1234, 80, true, false), pay)
-	arp := serialize(t, &layers.Ethernet{SrcMAC: macSrc, DstMAC: net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, EthernetType: layers.EthernetTypeARP},
+	v4frag := mkPacket(t, mkEth(layers.EthernetTypeIPv4), frag, mkTCP(1234, 80, true, false), pay)
+	v4udp := mkPacket(t, mkEth(layers.EthernetTypeIPv4), mkIPv4(layers.IPProtocolUDP, "192.168.1.5", "8.8.8.8"), &layers.UDP{SrcPort: 5353, DstPort: 53}, pay)
+	v4icmp := mkPacket(t, mkEth(layers.EthernetTypeIPv4), mkIPv4(layers.IPProtocolICMPv4, "10.0.0.1", "10.0.0.2"), &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(8, 0)}, pay)
+	v6tcp := mkPacket(t, mkEth(layers.EthernetTypeIPv6), mkIPv6(layers.IPProtocolTCP, "2001:db8::1", "2001:db8::2"), mkTCP(1234, 80, true, false), pay)
+	v6icmp := mkPacket(t, mkEth(layers.EthernetTypeIPv6), mkIPv6(layers.IPProtocolICMPv6, "fe80::1", "ff02::1"), gopacket.Payload([]byte{128, 0, 0, 0, 0, 1, 0, 1}))
+	v6frag := mkPacket(t, mkEth(layers.EthernetTypeIPv6), mkIPv6(layers.IPProtocolIPv6Fragment, "2001:db8::1", "2001:db8::2"),
+		gopacket.Payload([]byte{6, 0, 0, 1, 0, 0, 0, 7}), mkTCP(1234, 80, true, false), pay)
+	arp := mkPacket(t, &layers.Ethernet{SrcMAC: testMACSrc, DstMAC: net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, EthernetType: layers.EthernetTypeARP},
 		&layers.ARP{AddrType: 1, Protocol: 0x800, HwAddressSize: 6, ProtAddressSize: 4, Operation: 1,
-			SourceHwAddress: macSrc, SourceProtAddress: net.IPv4(10, 0, 0, 1).To4(), DstHwAddress: make([]byte, 6), DstProtAddress: net.IPv4(10, 0, 0, 9).To4()})
+			SourceHwAddress: testMACSrc, SourceProtAddress: net.IPv4(10, 0, 0, 1).To4(), DstHwAddress: make([]byte, 6), DstProtAddress: net.IPv4(10, 0, 0, 9).To4()})
 
 	packets := map[string][]byte{
 		"v4tcp": v4tcp, "v4tcpAck": v4tcpAck, "v4tcpOpts": v4tcpOpts, "v4frag": v4frag, "v4udp": v4udp,
@@ -100,13 +100,13 @@ func TestSemantics(t *testing.T) {
 		{"tcp port 80 or 53 and not ip6", []string{"v4tcp", "v4tcpAck", "v4tcpOpts", "v4udp"}[:3]},
 	}
 	for _, tt := range tests {
-		prog := mustCompile(t, tt.expr)
+		prog := compileOK(t, tt.expr)
 		want := map[string]bool{}
 		for _, n := range tt.accept {
 			want[n] = true
 		}
 		for name, pkt := range packets {
-			if got := runProg(t, prog, pkt); got != want[name] {
+			if got := vmAccepts(t, prog, pkt); got != want[name] {
 				t.Errorf("%q on %s: accept=%v, want %v\n%s", tt.expr, name, got, want[name], Disassemble(prog))
 			}
 		}
@@ -151,7 +151,7 @@ func TestLongJumps(t *testing.T) {
 		hosts = append(hosts, fmt.Sprintf("10.1.%d.%d", i/200, i%200+1))
 	}
 	expr := "tcp and (host " + strings.Join(hosts, " or ") + ")"
-	prog := mustCompile(t, expr)
+	prog := compileOK(t, expr)
 	if err := Validate(prog); err != nil {
 		t.Fatal(err)
 	}
@@ -165,14 +165,14 @@ func TestLongJumps(t *testing.T) {
 		ip     string
 		accept bool
 	}{{"10.1.0.1", true}, {"10.1.0.60", true}, {"10.1.0.150", true}, {"10.1.0.151", false}, {"10.2.0.1", false}} {
-		pkt := serialize(t, eth(layers.EthernetTypeIPv4), ipv4(layers.IPProtocolTCP, "192.0.2.1", tc.ip), tcpSeg(1, 2, true, false))
-		if got := runProg(t, prog, pkt); got != tc.accept {
+		pkt := mkPacket(t, mkEth(layers.EthernetTypeIPv4), mkIPv4(layers.IPProtocolTCP, "192.0.2.1", tc.ip), mkTCP(1, 2, true, false))
+		if got := vmAccepts(t, prog, pkt); got != tc.accept {
 			t.Errorf("dst %s: accept=%v, want %v", tc.ip, got, tc.accept)
 		}
 		// ARP for the same address is not tcp.
-		arp := serialize(t, eth(layers.EthernetTypeARP), &layers.ARP{AddrType: 1, Protocol: 0x800, HwAddressSize: 6, ProtAddressSize: 4,
-			Operation: 1, SourceHwAddress: macSrc, SourceProtAddress: net.ParseIP(tc.ip).To4(), DstHwAddress: macDst, DstProtAddress: net.ParseIP(tc.ip).To4()})
-		if runProg(t, prog, arp) {
+		arp := mkPacket(t, mkEth(layers.EthernetTypeARP), &layers.ARP{AddrType: 1, Protocol: 0x800, HwAddressSize: 6, ProtAddressSize: 4,
+			Operation: 1, SourceHwAddress: testMACSrc, SourceProtAddress: net.ParseIP(tc.ip).To4(), DstHwAddress: testMACDst, DstProtAddress: net.ParseIP(tc.ip).To4()})
+		if vmAccepts(t, prog, arp) {
 			t.Errorf("ARP for %s accepted by a tcp filter", tc.ip)
 		}
 	}
@@ -191,8 +191,8 @@ func TestTooLong(t *testing.T) {
 
 func TestHostNames(t *testing.T) {
 	stubResolver(t, map[string][]string{"dual.test": {"192.0.2.7", "2001:db8::7"}})
-	v4 := serialize(t, eth(layers.EthernetTypeIPv4), ipv4(layers.IPProtocolUDP, "192.0.2.7", "10.0.0.1"), &layers.UDP{SrcPort: 1, DstPort: 2})
-	v6 := serialize(t, eth(layers.EthernetTypeIPv6), ipv6(layers.IPProtocolUDP, "2001:db8::1", "2001:db8::7"), &layers.UDP{SrcPort: 1, DstPort: 2})
+	v4 := mkPacket(t, mkEth(layers.EthernetTypeIPv4), mkIPv4(layers.IPProtocolUDP, "192.0.2.7", "10.0.0.1"), &layers.UDP{SrcPort: 1, DstPort: 2})
+	v6 := mkPacket(t, mkEth(layers.EthernetTypeIPv6), mkIPv6(layers.IPProtocolUDP, "2001:db8::1", "2001:db8::7"), &layers.UDP{SrcPort: 1, DstPort: 2})
 	for _, tc := range []struct {
 		expr   string
 		v4, v6 bool
@@ -203,11 +203,11 @@ func TestHostNames(t *testing.T) {
 		{"src host dual.test", true, false},
 		{"dst host dual.test", false, true},
 	} {
-		prog := mustCompile(t, tc.expr)
-		if got := runProg(t, prog, v4); got != tc.v4 {
+		prog := compileOK(t, tc.expr)
+		if got := vmAccepts(t, prog, v4); got != tc.v4 {
 			t.Errorf("%q on IPv4: %v, want %v", tc.expr, got, tc.v4)
 		}
-		if got := runProg(t, prog, v6); got != tc.v6 {
+		if got := vmAccepts(t, prog, v6); got != tc.v6 {
 			t.Errorf("%q on IPv6: %v, want %v", tc.expr, got, tc.v6)
 		}
 	}
@@ -223,7 +223,7 @@ func TestLiveSocketPrimitives(t *testing.T) {
 		"vlan 10 and ip":       {"ldh      [vlan_tci]", "and      #0xfff", "st       M[0]", "ldx      M[0]", "ldh      [x + 12]"},
 		"vlan and tcp port 80": {"ldb      [x + 14]", "lsh      #2"},
 	} {
-		prog := mustCompile(t, expr)
+		prog := compileOK(t, expr)
 		text := Disassemble(prog)
 		for _, w := range want {
 			if !strings.Contains(text, w) {
@@ -239,13 +239,13 @@ func TestLiveSocketPrimitives(t *testing.T) {
 // TestRightOperandChecks pins libpcap's gen_arth behaviour: only the left
 // operand of + - * / ... contributes protocol checks.
 func TestRightOperandChecks(t *testing.T) {
-	arp := serialize(t, eth(layers.EthernetTypeARP), &layers.ARP{AddrType: 1, Protocol: 0x800, HwAddressSize: 6, ProtAddressSize: 4,
-		Operation: 1, SourceHwAddress: macSrc, SourceProtAddress: []byte{1, 2, 3, 4}, DstHwAddress: macDst, DstProtAddress: []byte{5, 6, 7, 8}})
+	arp := mkPacket(t, mkEth(layers.EthernetTypeARP), &layers.ARP{AddrType: 1, Protocol: 0x800, HwAddressSize: 6, ProtAddressSize: 4,
+		Operation: 1, SourceHwAddress: testMACSrc, SourceProtAddress: []byte{1, 2, 3, 4}, DstHwAddress: testMACDst, DstProtAddress: []byte{5, 6, 7, 8}})
 	// ether[14] of this ARP packet is 0x00 (hardware type high byte).
-	if !runProg(t, mustCompile(t, "0 + ip[0] = 0"), arp) {
+	if !vmAccepts(t, compileOK(t, "0 + ip[0] = 0"), arp) {
 		t.Error("right operand ip[0] was guarded by an IPv4 check; libpcap does not guard it")
 	}
-	if runProg(t, mustCompile(t, "ip[0] + 0 = 0"), arp) {
+	if vmAccepts(t, compileOK(t, "ip[0] + 0 = 0"), arp) {
 		t.Error("left operand ip[0] matched a non-IPv4 packet")
 	}
 }

@@ -11,7 +11,7 @@ import (
 )
 
 func TestFormatGolden(t *testing.T) {
-	prog := mustCompile(t, "ip")
+	prog := compileOK(t, "ip")
 	if got, want := FormatDDD(prog), "4\n40 0 0 12\n21 0 1 2048\n6 0 0 262144\n6 0 0 0\n"; got != want {
 		t.Errorf("FormatDDD\n%s\nwant\n%s", got, want)
 	}
@@ -24,8 +24,8 @@ func TestFormatGolden(t *testing.T) {
 	}
 }
 
-// parseDDD reads `tcpdump -ddd` output.
-func parseDDD(t *testing.T, s string) []bpf.RawInstruction {
+// fmtParseDDD reads `tcpdump -ddd` output.
+func fmtParseDDD(t *testing.T, s string) []bpf.RawInstruction {
 	t.Helper()
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	n, err := strconv.Atoi(lines[0])
@@ -73,7 +73,7 @@ func TestFormatMatchesTcpdump(t *testing.T) {
 			if err != nil {
 				t.Fatalf("tcpdump -d %q: %v", expr, err)
 			}
-			prog := parseDDD(t, string(ddd))
+			prog := fmtParseDDD(t, string(ddd))
 			if got := FormatDDD(prog); got != string(ddd) {
 				t.Errorf("%q: FormatDDD\n%s\ntcpdump -ddd\n%s", expr, got, ddd)
 			}

@@ -7,8 +7,8 @@ import (
 	"testing"
 )
 
-// checkCompile asserts the invariants every Compile result must satisfy.
-func checkCompile(t *testing.T, expr string) {
+// fuzzCheck asserts the invariants every Compile result must satisfy.
+func fuzzCheck(t *testing.T, expr string) {
 	t.Helper()
 	prog, err := Compile(expr, 0)
 	if err != nil {
@@ -48,7 +48,7 @@ func FuzzCompile(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, expr string) {
 		fuzzResolver(t)
-		checkCompile(t, expr)
+		fuzzCheck(t, expr)
 	})
 }
 
@@ -184,7 +184,7 @@ func FuzzGrammar(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		fuzzResolver(t)
 		g := &exprGen{b: b}
-		checkCompile(t, g.expr())
+		fuzzCheck(t, g.expr())
 	})
 }
 
@@ -204,7 +204,7 @@ func TestGeneratedExpressions(t *testing.T) {
 		}
 		g := &exprGen{b: b}
 		expr := g.expr()
-		checkCompile(t, expr)
+		fuzzCheck(t, expr)
 		if _, err := Compile(expr, 0); err == nil {
 			ok++
 		}

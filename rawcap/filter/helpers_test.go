@@ -45,10 +45,10 @@ type testLookupError struct{ name string }
 
 func (e *testLookupError) Error() string { return "no such host " + e.name }
 
-// runProg runs prog on pkt with x/net/bpf's interpreter (which has no
+// vmAccepts runs prog on pkt with x/net/bpf's interpreter (which has no
 // ancillary loads; the differential tests cover those) and reports
 // whether the packet is accepted.
-func runProg(t *testing.T, prog []bpf.RawInstruction, pkt []byte) bool {
+func vmAccepts(t *testing.T, prog []bpf.RawInstruction, pkt []byte) bool {
 	t.Helper()
 	insns, ok := bpf.Disassemble(prog)
 	if !ok {
@@ -65,7 +65,7 @@ func runProg(t *testing.T, prog []bpf.RawInstruction, pkt []byte) bool {
 	return n > 0
 }
 
-func mustCompile(t testing.TB, expr string) []bpf.RawInstruction {
+func compileOK(t testing.TB, expr string) []bpf.RawInstruction {
 	t.Helper()
 	prog, err := Compile(expr, 262144)
 	if err != nil {
