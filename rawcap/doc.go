@@ -1,0 +1,26 @@
+// Package rawcap captures packets from one network interface with an
+// AF_PACKET socket and a TPACKET_V3 memory-mapped receive ring, in pure Go.
+//
+// The socket is opened with protocol 0 (nothing is queued), the classic BPF
+// filter is attached and locked, the ring is set up and mapped, and only then
+// is the socket bound to ETH_P_ALL on the interface: no packet the filter
+// rejects can slip in before the filter is there.
+//
+// Readers wait for retired blocks through the Go runtime poller, so closing
+// the ring or cancelling the context unblocks them at once. Packets are
+// handed to the caller as zero-copy views valid during the callback, and
+// every block goes back to the kernel as soon as its packets were delivered.
+// Stopping loses nothing: the socket is unhooked from the device, and every
+// packet the kernel already accepted, including those of the block it has
+// not retired yet, is delivered before Run returns.
+//
+// # Privileges
+//
+// Opening a ring needs CAP_NET_RAW in the user namespace owning the network
+// namespace of the interface.
+//
+// # Network namespaces
+//
+// Config.NetNS opens the socket in another network namespace; the ring then
+// captures that namespace's interface with the given index.
+package rawcap

@@ -1,0 +1,105 @@
+package rawcap
+
+import (
+	"time"
+
+	"golang.org/x/net/bpf"
+)
+
+// Defaults used when a Config field is zero.
+const (
+	DefaultRingSize     = 64 << 20
+	DefaultBlockSize    = 1 << 20
+	DefaultBlockTimeout = 100 * time.Millisecond
+	DefaultSnapLen      = 262144
+)
+
+// PacketType says how a packet met the interface (sll_pkttype).
+type PacketType uint8
+
+// Packet types, as in linux/if_packet.h.
+const (
+	PacketHost      PacketType = 0 // addressed to this host
+	PacketBroadcast PacketType = 1 // link-level broadcast
+	PacketMulticast PacketType = 2 // link-level multicast
+	PacketOtherHost PacketType = 3 // addressed to another host
+	PacketOutgoing  PacketType = 4 // sent by this host
+)
+
+// Config tunes a Ring. A nil *Config means all defaults.
+type Config struct {
+	// RingSize is the total ring size in bytes (default 64 MiB), rounded
+	// down to whole blocks; at least two blocks.
+	RingSize int
+	// BlockSize is the size of one block (default 1 MiB): a power-of-two
+	// multiple of the page size. It bounds the largest packet captured.
+	BlockSize int
+	// BlockTimeout is how long the kernel keeps a block open before it
+	// hands a partly filled one over (default 100ms; short for live output).
+	BlockTimeout time.Duration
+	// SnapLen is the most bytes kept of a packet (default 262144).
+	SnapLen int
+	// Filter is a classic BPF program; nil accepts everything.
+	Filter []bpf.RawInstruction
+	// IgnoreOutgoing sets PACKET_IGNORE_OUTGOING.
+	IgnoreOutgoing bool
+	// FanoutGroup, if not zero, joins a PACKET_FANOUT hash group.
+	FanoutGroup int
+	// NetNS, if positive, is an fd of the network namespace to open the
+	// socket in.
+	NetNS int
+}
+
+func (c *Config) withDefaults() Config {
+	var d Config
+	if c != nil {
+		d = *c
+	}
+	if d.RingSize == 0 {
+		d.RingSize = DefaultRingSize
+	}
+	if d.BlockSize == 0 {
+		d.BlockSize = DefaultBlockSize
+	}
+	if d.BlockTimeout == 0 {
+		d.BlockTimeout = DefaultBlockTimeout
+	}
+	if d.SnapLen == 0 {
+		d.SnapLen = DefaultSnapLen
+	}
+	return d
+}
+
+// Packet is one captured packet. Its Data is valid only during the callback
+// that received it; use Clone to keep it.
+type Packet struct {
+	// Data holds the captured bytes, with a VLAN tag the kernel stripped put
+	// back in place, truncated to the snap length.
+	Data []byte
+	// Length is the packet's original length (with the re-inserted tag).
+	Length int
+	// Timestamp is the capture time in Unix nanoseconds.
+	Timestamp int64
+	// IfIndex is the interface the packet was seen on.
+	IfIndex int
+	// Type says how the packet met the interface.
+	Type PacketType
+}
+
+// Clone returns a copy of p whose Data the caller owns.
+func (p *Packet) Clone() Packet {
+	c := *p
+	c.Data = append([]byte(nil), p.Data...)
+	return c
+}
+
+// Stats are running totals of the kernel's counters (PACKET_STATISTICS is
+// clear-on-read; the Ring sums it).
+type Stats struct {
+	// Packets counts packets the filter accepted, including dropped ones.
+	Packets uint64
+	// Drops counts packets lost because the ring was full.
+	Drops uint64
+	// FreezeQueue counts times the ring was frozen because it was full.
+	FreezeQueue uint64
+}

@@ -1,0 +1,30 @@
+//go:build !linux
+
+package rawcap
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+)
+
+// Ring is a capture ring; it exists only on Linux.
+type Ring struct{}
+
+// Open is not implemented off Linux.
+func Open(ifindex int, cfg *Config) (*Ring, error) {
+	return nil, fmt.Errorf("rawcap: not implemented on %s", runtime.GOOS)
+}
+
+// Run is not implemented off Linux.
+func (r *Ring) Run(ctx context.Context, fn func(*Packet) error) error {
+	return fmt.Errorf("rawcap: not implemented on %s", runtime.GOOS)
+}
+
+// Stats is not implemented off Linux.
+func (r *Ring) Stats() (Stats, error) {
+	return Stats{}, fmt.Errorf("rawcap: not implemented on %s", runtime.GOOS)
+}
+
+// Close does nothing off Linux.
+func (r *Ring) Close() error { return nil }

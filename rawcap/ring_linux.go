@@ -1,0 +1,287 @@
+package rawcap
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Ring is an AF_PACKET socket with a TPACKET_V3 receive ring bound to one
+// interface.
+type Ring struct {
+	file    *os.File
+	fd      int
+	ifindex int
+	mem     []byte
+	blocks  [][]byte
+	cur     int
+	w       walker
+
+	closeOnce sync.Once
+	closeErr  error
+
+	mu    sync.Mutex
+	stats Stats
+}
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+// Open opens a capture ring on the interface with index ifindex.
+func Open(ifindex int, cfg *Config) (r *Ring, err error) {
+	c := cfg.withDefaults()
+	page := os.Getpagesize()
+	if c.BlockSize < page || c.BlockSize&(c.BlockSize-1) != 0 {
+		return nil, fmt.Errorf("open ring: block size %d is not a power of two of at least a page", c.BlockSize)
+	}
+	nblocks := c.RingSize / c.BlockSize
+	if nblocks < 2 {
+		return nil, fmt.Errorf("open ring: ring size %d holds fewer than two %d-byte blocks", c.RingSize, c.BlockSize)
+	}
+	if c.SnapLen < 0 {
+		return nil, fmt.Errorf("open ring: negative snap length %d", c.SnapLen)
+	}
+	if len(c.Filter) > 0xffff {
+		return nil, fmt.Errorf("open ring: filter of %d instructions is too long", len(c.Filter))
+	}
+
+	fd, err := socketIn(c.NetNS)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			unix.Close(fd)
+		}
+	}()
+
+	if len(c.Filter) > 0 {
+		prog := make([]unix.SockFilter, len(c.Filter))
+		for i, ins := range c.Filter {
+			prog[i] = unix.SockFilter{Code: ins.Op, Jt: ins.Jt, Jf: ins.Jf, K: ins.K}
+		}
+		if err := attachFilter(fd, prog); err != nil {
+			if errors.Is(err, unix.ENOMEM) {
+				return nil, fmt.Errorf("attach filter: the program of %d instructions exceeds the kernel's socket option memory (net.core.optmem_max): %w", len(prog), err)
+			}
+			return nil, os.NewSyscallError("setsockopt SO_ATTACH_FILTER", err)
+		}
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_LOCK_FILTER, 1); err != nil {
+			return nil, os.NewSyscallError("setsockopt SO_LOCK_FILTER", err)
+		}
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V3); err != nil {
+		return nil, os.NewSyscallError("setsockopt PACKET_VERSION", err)
+	}
+	if c.IgnoreOutgoing {
+		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1); err != nil {
+			return nil, os.NewSyscallError("setsockopt PACKET_IGNORE_OUTGOING", err)
+		}
+	}
+	tov := c.BlockTimeout.Milliseconds()
+	if tov < 1 {
+		tov = 1
+	}
+	const frameSize = 1 << 11 // V3 ignores frames; the kernel only checks the arithmetic
+	req := unix.TpacketReq3{
+		Block_size:     uint32(c.BlockSize),
+		Block_nr:       uint32(nblocks),
+		Frame_size:     frameSize,
+		Frame_nr:       uint32(c.BlockSize / frameSize * nblocks),
+		Retire_blk_tov: uint32(tov),
+	}
+	if err := setsockoptReq3(fd, &req); err != nil {
+		return nil, os.NewSyscallError("setsockopt PACKET_RX_RING", err)
+	}
+	mem, err := unix.Mmap(fd, 0, c.BlockSize*nblocks, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
+	if err != nil {
+		return nil, os.NewSyscallError("mmap", err)
+	}
+	defer func() {
+		if err != nil {
+			unix.Munmap(mem)
+		}
+	}()
+	if c.FanoutGroup != 0 {
+		v := (c.FanoutGroup & 0xffff) | unix.PACKET_FANOUT_HASH<<16
+		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_FANOUT, v); err != nil {
+			return nil, os.NewSyscallError("setsockopt PACKET_FANOUT", err)
+		}
+	}
+	// Only now is anything queued: the filter and the ring are in place.
+	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifindex}); err != nil {
+		return nil, os.NewSyscallError("bind", err)
+	}
+	f := os.NewFile(uintptr(fd), "packet")
+	if f == nil {
+		return nil, errors.New("open ring: os.NewFile failed")
+	}
+	r = &Ring{file: f, fd: fd, ifindex: ifindex, mem: mem, w: walker{snapLen: c.SnapLen}}
+	r.w.scratch = make([]byte, 0, min(c.BlockSize, c.SnapLen+4)+4)
+	for i := 0; i < nblocks; i++ {
+		r.blocks = append(r.blocks, mem[i*c.BlockSize:(i+1)*c.BlockSize])
+	}
+	return r, nil
+}
+
+// socketIn opens a non-blocking AF_PACKET socket, in the network namespace
+// nsfd when it is positive.
+func socketIn(nsfd int) (int, error) {
+	open := func() (int, error) {
+		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+		if err != nil {
+			return -1, os.NewSyscallError("socket AF_PACKET", err)
+		}
+		return fd, nil
+	}
+	if nsfd <= 0 {
+		return open()
+	}
+	type result struct {
+		fd  int
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			runtime.UnlockOSThread()
+			ch <- result{-1, os.NewSyscallError("open netns", err)}
+			return
+		}
+		defer unix.Close(orig)
+		if err := unix.Setns(nsfd, unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
+			ch <- result{-1, os.NewSyscallError("setns", err)}
+			return
+		}
+		fd, err := open()
+		if rerr := unix.Setns(orig, unix.CLONE_NEWNET); rerr != nil {
+			// This thread stays in the wrong namespace: keep it locked so
+			// the runtime ends it with this goroutine.
+			if err == nil {
+				unix.Close(fd)
+			}
+			ch <- result{-1, os.NewSyscallError("restore netns", rerr)}
+			return
+		}
+		runtime.UnlockOSThread()
+		ch <- result{fd, err}
+	}()
+	res := <-ch
+	return res.fd, res.err
+}
+
+// Run delivers packets to fn until ctx is done, then delivers every packet
+// the kernel had already accepted, including the block it has not retired
+// yet, and returns nil. An error from fn stops Run and is returned. Run must
+// not be called concurrently with itself.
+func (r *Ring) Run(ctx context.Context, fn func(*Packet) error) error {
+	rc, err := r.file.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("read ring: %w", err)
+	}
+	stop := context.AfterFunc(ctx, func() {
+		// Wake a reader parked in the poller.
+		r.file.SetReadDeadline(time.Unix(1, 0))
+	})
+	defer stop()
+	for {
+		var ferr error
+		rerr := rc.Read(func(uintptr) bool {
+			ferr = r.readReady(fn)
+			return ferr != nil || ctx.Err() != nil
+		})
+		if ferr != nil {
+			return ferr
+		}
+		if ctx.Err() != nil {
+			return r.drain(fn)
+		}
+		if rerr != nil && !errors.Is(rerr, os.ErrDeadlineExceeded) {
+			return fmt.Errorf("read ring: %w", rerr)
+		}
+	}
+}
+
+// readReady delivers and releases every retired block, in order.
+func (r *Ring) readReady(fn func(*Packet) error) error {
+	for {
+		b := r.blocks[r.cur]
+		if loadStatus(b)&unix.TP_STATUS_USER == 0 {
+			return nil
+		}
+		err := r.w.walk(b, loadNumPkts(b), fn)
+		releaseBlock(b)
+		r.cur = (r.cur + 1) % len(r.blocks)
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// drain stops the socket from receiving and delivers what it holds.
+//
+// bind(2) with protocol 0 unhooks the socket from the device:
+// packet_do_bind calls __unregister_prot_hook(sk, true), whose
+// synchronize_net() waits until no tpacket_rcv of this socket is running
+// on any CPU. After it returns the kernel writes no packet into the ring,
+// so the block it has not retired yet can be read in place: its num_pkts
+// counts packets whose headers and data are complete.
+func (r *Ring) drain(fn func(*Packet) error) error {
+	if err := unix.Bind(r.fd, &unix.SockaddrLinklayer{Protocol: 0, Ifindex: r.ifindex}); err != nil {
+		return os.NewSyscallError("bind (unhook)", err)
+	}
+	if err := r.readReady(fn); err != nil {
+		return err
+	}
+	b := r.blocks[r.cur]
+	if n := loadNumPkts(b); n > 0 && loadStatus(b)&unix.TP_STATUS_USER == 0 {
+		if err := r.w.walk(b, n, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Stats returns running totals of the kernel's counters.
+func (r *Ring) Stats() (Stats, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rc, err := r.file.SyscallConn()
+	if err != nil {
+		return r.stats, fmt.Errorf("read ring statistics: %w", err)
+	}
+	var st *unix.TpacketStatsV3
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		st, serr = unix.GetsockoptTpacketStatsV3(int(fd), unix.SOL_PACKET, unix.PACKET_STATISTICS)
+	}); err != nil {
+		return r.stats, fmt.Errorf("read ring statistics: %w", err)
+	}
+	if serr != nil {
+		return r.stats, os.NewSyscallError("getsockopt PACKET_STATISTICS", serr)
+	}
+	r.stats.Packets += uint64(st.Packets)
+	r.stats.Drops += uint64(st.Drops)
+	r.stats.FreezeQueue += uint64(st.Freeze_q_cnt)
+	return r.stats, nil
+}
+
+// Close unmaps the ring and closes the socket. It is idempotent.
+func (r *Ring) Close() error {
+	r.closeOnce.Do(func() {
+		err := r.file.Close()
+		if merr := unix.Munmap(r.mem); merr != nil && err == nil {
+			err = os.NewSyscallError("munmap", merr)
+		}
+		r.closeErr = err
+	})
+	return r.closeErr
+}

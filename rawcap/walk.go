@@ -1,0 +1,109 @@
+package rawcap
+
+import (
+	"encoding/binary"
+	"errors"
+)
+
+// Offsets in a TPACKET_V3 block (struct tpacket_block_desc with its
+// tpacket_hdr_v1), a packet header (struct tpacket3_hdr) and the
+// sockaddr_ll that follows it. layout_linux_test.go checks them against
+// golang.org/x/sys/unix's definitions of the kernel's structs.
+const (
+	bdBlockStatus   = 8
+	bdNumPkts       = 12
+	bdOffFirstPkt   = 16
+	bdBlkLen        = 20
+	blockHeaderLen  = 48
+	hdrNextOffset   = 0
+	hdrSec          = 4
+	hdrNsec         = 8
+	hdrSnaplen      = 12
+	hdrLen          = 16
+	hdrStatus       = 20
+	hdrMac          = 24
+	hdrVlanTCI      = 32
+	hdrVlanTPID     = 36
+	tpacket3HdrLen  = 48
+	sllOff          = tpacket3HdrLen // TPACKET_ALIGN(sizeof(struct tpacket3_hdr))
+	sllIfindex      = sllOff + 4
+	sllPkttype      = sllOff + 10
+	sllLen          = 20
+	statusVlanValid = 0x10 // TP_STATUS_VLAN_VALID
+	statusTPIDValid = 0x40 // TP_STATUS_VLAN_TPID_VALID
+	etherTypeVLAN   = 0x8100
+)
+
+var ne = binary.NativeEndian
+
+// errCorrupt reports a block whose headers point outside it.
+var errCorrupt = errors.New("rawcap: corrupt ring block")
+
+// walker turns the packets of a block into Packets. It owns a scratch
+// buffer for re-inserting VLAN tags, so walking allocates nothing.
+type walker struct {
+	snapLen int
+	scratch []byte
+	pkt     Packet
+}
+
+// walk hands every packet of block to fn, never reading outside block. It
+// stops at the first error from fn, or with errCorrupt at a header that
+// points out of range.
+func (w *walker) walk(block []byte, numPkts uint32, fn func(*Packet) error) error {
+	if len(block) < blockHeaderLen {
+		return errCorrupt
+	}
+	off := uint64(ne.Uint32(block[bdOffFirstPkt:]))
+	for i := uint32(0); i < numPkts; i++ {
+		if off < blockHeaderLen || off+sllOff+sllLen > uint64(len(block)) {
+			return errCorrupt
+		}
+		h := block[off:]
+		mac := uint64(ne.Uint16(h[hdrMac:]))
+		snap := uint64(ne.Uint32(h[hdrSnaplen:]))
+		if mac < sllOff+sllLen || off+mac+snap > uint64(len(block)) {
+			return errCorrupt
+		}
+		data := h[mac : mac+snap]
+		status := ne.Uint32(h[hdrStatus:])
+		w.pkt.Length = int(ne.Uint32(h[hdrLen:]))
+		if status&statusVlanValid != 0 && len(data) >= 12 {
+			tpid := uint16(etherTypeVLAN)
+			if status&statusTPIDValid != 0 {
+				tpid = ne.Uint16(h[hdrVlanTPID:])
+			}
+			tci := uint16(ne.Uint32(h[hdrVlanTCI:]))
+			n := len(data) + 4
+			if cap(w.scratch) < n {
+				w.scratch = make([]byte, n, max(n, 64<<10))
+			}
+			s := w.scratch[:n]
+			copy(s, data[:12])
+			binary.BigEndian.PutUint16(s[12:], tpid)
+			binary.BigEndian.PutUint16(s[14:], tci)
+			copy(s[16:], data[12:])
+			data = s
+			w.pkt.Length += 4
+		}
+		if w.snapLen > 0 && len(data) > w.snapLen {
+			data = data[:w.snapLen]
+		}
+		w.pkt.Data = data
+		w.pkt.Timestamp = int64(ne.Uint32(h[hdrSec:]))*1e9 + int64(ne.Uint32(h[hdrNsec:]))
+		w.pkt.IfIndex = int(int32(ne.Uint32(h[sllIfindex:])))
+		w.pkt.Type = PacketType(h[sllPkttype])
+		if err := fn(&w.pkt); err != nil {
+			return err
+		}
+		next := uint64(ne.Uint32(h[hdrNextOffset:]))
+		if next == 0 {
+			if i+1 < numPkts {
+				return errCorrupt
+			}
+			break
+		}
+		off += next
+	}
+	return nil
+}
