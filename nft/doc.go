@@ -1,0 +1,38 @@
+// Package nft installs the firewall state of one nsntrace run through
+// nftables (google/nftables and our own netlink batch; no nft or iptables
+// binary): masquerade of the run's subnets out of the uplink, and accepts
+// for the run's veth on the forward hook.
+//
+// # One table, owned
+//
+// Everything lives in one table of family inet per run, created with
+// NFT_TABLE_F_OWNER on a netlink socket the Table keeps open for the run.
+// The kernel (>= 5.12) deletes an owned table when its socket closes, so the
+// table goes away with the process even after SIGKILL. google/nftables
+// v0.3.0 ignores Table.Flags, so the table, its chains and rules are sent in
+// a batch built here on an mdlayher/netlink socket, with rule expressions
+// marshalled by google/nftables/expr.
+//
+// # Hosts that drop forwarded packets
+//
+// An accept in our table does not override a drop in another base chain on
+// the same hook. Where another table has a forward base chain with policy
+// drop (Docker and ufw leave `table ip filter` so), Install inserts accepts
+// for our veth at the top of that chain, tagged with rule user data
+// "nsntrace:PID", and Close removes them. Rules whose process is gone (after
+// SIGKILL) are removed by Sweep, which the CLI calls at start-up and for
+// --cleanup.
+//
+// # IP forwarding
+//
+// When net.ipv4.ip_forward (or net.ipv6.conf.all.forwarding, for runs with
+// IPv6) is 0, Install enables it for the run and the last overlapping run
+// restores the original value. Runs record themselves in
+// /run/nsntrace/forward/NETNS/PID, under a flock, with the original value
+// saved beside them; Sweep forgets records of dead processes and restores
+// the value when no run is left.
+//
+// # Privileges
+//
+// CAP_NET_ADMIN in the network namespace nsntrace runs in.
+package nft

@@ -1,0 +1,83 @@
+package nft
+
+import (
+	"fmt"
+	"net/netip"
+
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
+)
+
+// ChainSpec is one base chain of the run's table.
+type ChainSpec struct {
+	Name     string
+	Type     string // "nat" or "filter"
+	Hook     uint32 // NF_INET_*
+	Priority int32
+	Rules    [][]expr.Any
+}
+
+// Chains returns the run's rule set as a value: what Install sends to the
+// kernel, buildable and comparable without privileges.
+func (s Spec) Chains() ([]ChainSpec, error) {
+	if !s.Subnet.Addr().Is4() {
+		return nil, fmt.Errorf("subnet %s is not IPv4", s.Subnet)
+	}
+	if s.Subnet6.IsValid() && !s.Subnet6.Addr().Is6() {
+		return nil, fmt.Errorf("subnet %s is not IPv6", s.Subnet6)
+	}
+	if s.Uplink == "" || s.Veth == "" || len(s.Uplink) > 15 || len(s.Veth) > 15 {
+		return nil, fmt.Errorf("uplink %q and veth %q must be interface names", s.Uplink, s.Veth)
+	}
+	post := [][]expr.Any{masquerade(s.Subnet, s.Uplink)}
+	if s.Subnet6.IsValid() {
+		post = append(post, masquerade(s.Subnet6, s.Uplink))
+	}
+	return []ChainSpec{
+		{Name: "postrouting", Type: "nat", Hook: unix.NF_INET_POST_ROUTING, Priority: 100, Rules: post},
+		{Name: "forward", Type: "filter", Hook: unix.NF_INET_FORWARD, Priority: 0, Rules: ForwardAccepts(s.Veth)},
+	}, nil
+}
+
+// ForwardAccepts are the rules that let the veth's traffic through a
+// forward chain: iifname VETH accept, oifname VETH accept.
+func ForwardAccepts(veth string) [][]expr.Any {
+	return [][]expr.Any{
+		append(ifname(expr.MetaKeyIIFNAME, veth), accept()),
+		append(ifname(expr.MetaKeyOIFNAME, veth), accept()),
+	}
+}
+
+func accept() expr.Any { return &expr.Verdict{Kind: expr.VerdictAccept} }
+
+// ifname matches the input or output interface name exactly.
+func ifname(key expr.MetaKey, name string) []expr.Any {
+	b := make([]byte, unix.IFNAMSIZ)
+	copy(b, name)
+	return []expr.Any{
+		&expr.Meta{Key: key, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: b},
+	}
+}
+
+// masquerade: ip[6] saddr SUBNET oifname UPLINK masquerade.
+func masquerade(sub netip.Prefix, uplink string) []expr.Any {
+	sub = sub.Masked()
+	proto, off, l := byte(unix.NFPROTO_IPV4), uint32(12), uint32(4)
+	if sub.Addr().Is6() {
+		proto, off, l = unix.NFPROTO_IPV6, 8, 16
+	}
+	mask := make([]byte, l)
+	for i := 0; i < sub.Bits(); i++ {
+		mask[i/8] |= 0x80 >> (i % 8)
+	}
+	r := []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: l},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: l, Mask: mask, Xor: make([]byte, l)},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: sub.Addr().AsSlice()},
+	}
+	r = append(r, ifname(expr.MetaKeyOIFNAME, uplink)...)
+	return append(r, &expr.Masq{})
+}

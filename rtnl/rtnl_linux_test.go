@@ -1,0 +1,148 @@
+package rtnl
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/nsntrace/nsntrace/internal/testbed"
+)
+
+// setupIn reserves and sets up a run inside host namespace h for the child
+// namespace c, as the CLI does.
+func setupIn(t *testing.T, h, c *testbed.NS) (Plan, *Link) {
+	t.Helper()
+	cf, err := c.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cf.Close()
+	var p Plan
+	var l *Link
+	err = h.Do(func() error {
+		var unlock func()
+		var err error
+		p, unlock, err = Reserve(nil)
+		if err != nil {
+			return err
+		}
+		defer unlock()
+		l, err = Setup(p, int(cf.Fd()))
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Do(l.Close) })
+	return p, l
+}
+
+func TestUplink(t *testing.T) {
+	in := testbed.NewInternet(t, &testbed.InternetConfig{UplinkName: "wan7"})
+	err := in.H.Do(func() error {
+		ifi, err := Uplink("")
+		if err != nil {
+			return err
+		}
+		if ifi.Name != "wan7" {
+			return fmt.Errorf("Uplink(\"\") = %s, want wan7", ifi.Name)
+		}
+		if _, err := Uplink("nosuch0"); err == nil || err.Error() != `device "nosuch0" does not exist` {
+			return fmt.Errorf("Uplink(nosuch0) error = %v", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bare := testbed.NewNS(t)
+	bare.Do(func() error {
+		if _, err := Uplink(""); err == nil || err.Error() != "no default route" {
+			t.Errorf("Uplink without default route: %v", err)
+		}
+		return nil
+	})
+}
+
+func TestSetupReachesUpstream(t *testing.T) {
+	in := testbed.NewInternet(t, nil)
+	c := testbed.NewNS(t)
+	p, l := setupIn(t, in.H, c)
+	// No NAT here (package nft does that): the upstream routes the reply
+	// only to the uplink's subnet, so check the link itself.
+	out := c.Run(t, "ping", "-c1", "-W5", p.HostAddr.Addr().String())
+	if !strings.Contains(out, "1 received") {
+		t.Fatalf("ping gateway: %s", out)
+	}
+	addr := c.Run(t, "ip", "-br", "addr")
+	if !strings.Contains(addr, p.PeerAddr.String()) || !strings.Contains(addr, "lo ") {
+		t.Fatalf("inside addresses: %s", addr)
+	}
+	route := c.Run(t, "ip", "route")
+	if !strings.Contains(route, "default via "+p.HostAddr.Addr().String()) {
+		t.Fatalf("inside routes: %s", route)
+	}
+	if p.HostAddr6.IsValid() {
+		out := c.Run(t, "ping", "-6", "-c1", "-W5", p.HostAddr6.Addr().String())
+		if !strings.Contains(out, "1 received") {
+			t.Fatalf("ping6 gateway: %s", out)
+		}
+	}
+	if err := in.H.Do(l.Close); err != nil {
+		t.Fatal(err)
+	}
+	if err := in.H.Do(l.Close); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if links := in.H.Run(t, "ip", "-br", "link"); strings.Contains(links, p.HostIf) {
+		t.Fatalf("veth left after Close: %s", links)
+	}
+}
+
+func TestConcurrentRunsDistinct(t *testing.T) {
+	in := testbed.NewInternet(t, nil)
+	const n = 32
+	children := make([]*testbed.NS, n)
+	for i := range children {
+		children[i] = testbed.NewNS(t)
+	}
+	plans := make([]Plan, n)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			plans[i], _ = setupIn(t, in.H, children[i])
+		}(i)
+	}
+	wg.Wait()
+	names, subnets := map[string]bool{}, map[string]bool{}
+	for _, p := range plans {
+		if names[p.HostIf] || subnets[p.HostAddr.Masked().String()] {
+			t.Fatalf("plan %+v collides", p)
+		}
+		names[p.HostIf], subnets[p.HostAddr.Masked().String()] = true, true
+	}
+	for i, c := range children {
+		out := c.Run(t, "ping", "-c1", "-W5", plans[i].HostAddr.Addr().String())
+		if !strings.Contains(out, "1 received") {
+			t.Fatalf("run %d cannot reach its gateway: %s", i, out)
+		}
+	}
+}
+
+// TestVethDiesWithNamespace: the crash-safety argument of the package.
+func TestVethDiesWithNamespace(t *testing.T) {
+	in := testbed.NewInternet(t, nil)
+	c := testbed.NewNS(t)
+	p, _ := setupIn(t, in.H, c)
+	c.Run(t, "true")
+	if out, err := testbedDelete(c); err != nil {
+		t.Fatalf("delete child namespace: %v: %s", err, out)
+	}
+	links := in.H.Run(t, "ip", "-br", "link")
+	if strings.Contains(links, p.HostIf) {
+		t.Fatalf("host veth survived its namespace: %s", links)
+	}
+}
