@@ -231,11 +231,14 @@ func (r *Ring) readReady(fn func(*Packet) error) error {
 // bind(2) with protocol 0 unhooks the socket from the device:
 // packet_do_bind calls __unregister_prot_hook(sk, true), whose
 // synchronize_net() waits until no tpacket_rcv of this socket is running
-// on any CPU. After it returns the kernel writes no packet into the ring,
+// on any CPU (the kernel also unhooks by itself when the device goes
+// away, with the same synchronisation). After it returns the kernel writes no packet into the ring,
 // so the block it has not retired yet can be read in place: its num_pkts
 // counts packets whose headers and data are complete.
 func (r *Ring) drain(fn func(*Packet) error) error {
-	if err := unix.Bind(r.fd, &unix.SockaddrLinklayer{Protocol: 0, Ifindex: r.ifindex}); err != nil {
+	// Ifindex 0: the device may be gone already (a veth dies with its
+	// peer's namespace); unhooking does not need it.
+	if err := unix.Bind(r.fd, &unix.SockaddrLinklayer{Protocol: 0, Ifindex: 0}); err != nil {
 		return os.NewSyscallError("bind (unhook)", err)
 	}
 	if err := r.readReady(fn); err != nil {

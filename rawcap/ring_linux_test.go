@@ -421,3 +421,23 @@ func TestNoLeaks(t *testing.T) {
 		t.Fatalf("fds %d -> %d, maps %d -> %d", fd0, fd1, maps0, maps1)
 	}
 }
+
+// TestDeviceGoneBeforeStop: a veth dies with its peer's namespace, often
+// before the capture stops; what the ring holds must still be delivered.
+func TestDeviceGoneBeforeStop(t *testing.T) {
+	testbed.RequirePrivileged(t)
+	p := newPair(t)
+	r := p.open(t, &Config{BlockTimeout: 60 * time.Second})
+	ctx, cancel := context.WithCancel(context.Background())
+	out := collect(t, r, ctx)
+	send := sender(t, p.a, "a0")
+	const n = 25
+	for i := 0; i < n; i++ {
+		send(udpFrame(p.bMAC, 9, i, 300))
+	}
+	p.b.Run(t, "ip", "link", "del", "b0")
+	cancel()
+	if got := <-out; len(got) != n {
+		t.Fatalf("captured %d after the device went away, want %d", len(got), n)
+	}
+}
