@@ -36,19 +36,32 @@ func nsDir() (string, error) {
 	return filepath.Join(forwardDir, strconv.FormatUint(st.Ino, 10)), nil
 }
 
+// lockDir creates dir and takes a flock on it. The last run removes the
+// directory under the lock, so a locker checks that what it locked is still
+// the directory at that path, and tries again otherwise.
 func lockDir(dir string) (func(), error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("create %s: %w", dir, err)
-	}
-	f, err := os.Open(dir)
-	if err != nil {
-		return nil, err
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+	for {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("create %s: %w", dir, err)
+		}
+		f, err := os.Open(dir)
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				continue
+			}
+			return nil, err
+		}
+		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+			f.Close()
+			return nil, os.NewSyscallError("flock", err)
+		}
+		fi, err1 := f.Stat()
+		di, err2 := os.Stat(dir)
+		if err1 == nil && err2 == nil && os.SameFile(fi, di) {
+			return func() { f.Close() }, nil
+		}
 		f.Close()
-		return nil, os.NewSyscallError("flock", err)
 	}
-	return func() { f.Close() }, nil
 }
 
 // enableForwarding turns IPv4 (and, with v6, IPv6) forwarding on if it is
@@ -172,6 +185,9 @@ func restoreIfIdle(dir string, files []*os.File) error {
 			continue
 		}
 		os.Remove(orig)
+	}
+	if len(errs) == 0 {
+		os.Remove(dir) // only succeeds when empty: nothing of ours is left
 	}
 	return errors.Join(errs...)
 }
