@@ -1,0 +1,218 @@
+package summary
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Meta is what the caller knows about the run.
+type Meta struct {
+	Command    []string
+	ExitStatus int
+	Started    time.Time
+	Ended      time.Time
+	Packets    uint64 // captured
+	Dropped    uint64 // dropped by the kernel
+}
+
+// Report is the summary of one trace; its JSON form is the documented
+// schema (see the package doc).
+type Report struct {
+	Command     []string     `json:"command"`
+	ExitStatus  int          `json:"exit_status"`
+	Started     time.Time    `json:"started"`
+	Ended       time.Time    `json:"ended"`
+	Packets     uint64       `json:"packets"`
+	Dropped     uint64       `json:"dropped"`
+	Untracked   uint64       `json:"untracked_conversations"`
+	Connections []Connection `json:"connections"`
+	DNSFailures []Failure    `json:"dns_failures"`
+}
+
+// Connection is one conversation.
+type Connection struct {
+	Proto      string    `json:"proto"`
+	Direction  string    `json:"direction"`
+	RemoteAddr string    `json:"remote_addr"`
+	RemotePort uint16    `json:"remote_port"`
+	LocalPort  uint16    `json:"local_port"`
+	Names      []string  `json:"names"`
+	PacketsOut uint64    `json:"packets_out"`
+	PacketsIn  uint64    `json:"packets_in"`
+	BytesOut   uint64    `json:"bytes_out"`
+	BytesIn    uint64    `json:"bytes_in"`
+	FirstSeen  time.Time `json:"first_seen"`
+	LastSeen   time.Time `json:"last_seen"`
+	State      string    `json:"state"`
+}
+
+func (c *conv) state(p Proto) string {
+	switch p {
+	case ProtoTCP:
+		switch {
+		case (c.synOut && c.synAckIn) || (c.synIn && c.synAckOut):
+			return "established"
+		case c.synOut && c.rstIn, c.synIn && c.rstOut:
+			return "refused"
+		case c.synOut || c.synIn:
+			return "no answer"
+		}
+		return "partial"
+	default:
+		if c.outbound && c.pktsIn == 0 || !c.outbound && c.pktsOut == 0 {
+			return "no answer"
+		}
+		return "answered"
+	}
+}
+
+// Report builds the summary. Queries still unanswered count as failed.
+func (t *Tracker) Report(m Meta) *Report {
+	r := &Report{
+		Command: m.Command, ExitStatus: m.ExitStatus, Started: m.Started.UTC(), Ended: m.Ended.UTC(),
+		Packets: m.Packets, Dropped: m.Dropped, Untracked: t.untracked,
+		Connections: []Connection{}, DNSFailures: append([]Failure{}, t.failures...),
+	}
+	for _, id := range t.qorder {
+		if q := t.queries[id]; q != nil && !q.done {
+			r.DNSFailures = append(r.DNSFailures, Failure{Name: q.name, Type: q.qtype, RCode: "no answer"})
+		}
+	}
+	for k, c := range t.convs {
+		conn := Connection{
+			Proto: k.proto.String(), Direction: "inbound",
+			RemoteAddr: k.remote.Addr().String(), RemotePort: k.remote.Port(), LocalPort: k.local.Port(),
+			Names:      []string{},
+			PacketsOut: c.pktsOut, PacketsIn: c.pktsIn, BytesOut: c.bytesOut, BytesIn: c.bytesIn,
+			FirstSeen: nsTime(c.first), LastSeen: nsTime(c.last), State: c.state(k.proto),
+		}
+		if c.outbound {
+			conn.Direction = "outbound"
+		}
+		seen := map[string]bool{}
+		for n := range c.names {
+			seen[n] = true
+		}
+		for _, n := range t.names[k.remote.Addr()] {
+			seen[n] = true
+		}
+		for n := range seen {
+			conn.Names = append(conn.Names, n)
+		}
+		sort.Strings(conn.Names)
+		r.Connections = append(r.Connections, conn)
+	}
+	sort.Slice(r.Connections, func(i, j int) bool {
+		a, b := r.Connections[i], r.Connections[j]
+		if a.Direction != b.Direction {
+			return a.Direction == "outbound"
+		}
+		if !a.FirstSeen.Equal(b.FirstSeen) {
+			return a.FirstSeen.Before(b.FirstSeen)
+		}
+		return a.LocalPort < b.LocalPort
+	})
+	return r
+}
+
+// WriteJSON writes the report as indented JSON.
+func (r *Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// WriteText writes the compact table for people: outbound first, grouped
+// by protocol, remote name or address and port; then inbound; then failed
+// DNS lookups.
+func (r *Report) WriteText(w io.Writer) error {
+	type group struct {
+		proto, dir, who string
+		port            uint16
+		conns           int
+		out, in         uint64
+		states          map[string]int
+		first           time.Time
+	}
+	var groups []*group
+	idx := map[string]*group{}
+	for _, c := range r.Connections {
+		who := c.RemoteAddr
+		if len(c.Names) > 0 {
+			who = fmt.Sprintf("%s (%s)", strings.Join(c.Names, ", "), c.RemoteAddr)
+		}
+		k := fmt.Sprintf("%s|%s|%s|%d", c.Direction, c.Proto, who, c.RemotePort)
+		g := idx[k]
+		if g == nil {
+			g = &group{proto: c.Proto, dir: c.Direction, who: who, port: c.RemotePort, states: map[string]int{}, first: c.FirstSeen}
+			idx[k] = g
+			groups = append(groups, g)
+		}
+		g.conns++
+		g.out += c.BytesOut
+		g.in += c.BytesIn
+		g.states[c.State]++
+	}
+	var b strings.Builder
+	for _, dir := range []string{"outbound", "inbound"} {
+		header := false
+		for _, g := range groups {
+			if g.dir != dir {
+				continue
+			}
+			if !header {
+				fmt.Fprintf(&b, "%s connections:\n", strings.ToUpper(dir[:1])+dir[1:])
+				header = true
+			}
+			noun := "conns"
+			if g.conns == 1 {
+				noun = "conn"
+			}
+			port := fmt.Sprint(g.port)
+			if g.proto == "icmp" || g.proto == "icmpv6" || g.proto == "other" {
+				port = "-"
+			}
+			var notes []string
+			for _, s := range []string{"refused", "no answer", "partial"} {
+				if n := g.states[s]; n > 0 {
+					notes = append(notes, fmt.Sprintf("%d %s", n, s))
+				}
+			}
+			note := ""
+			if len(notes) > 0 {
+				note = "  (" + strings.Join(notes, ", ") + ")"
+			}
+			fmt.Fprintf(&b, "  %-6s %5s  %-40s %3d %-5s %9s out %9s in%s\n", g.proto, port, g.who, g.conns, noun, size(g.out), size(g.in), note)
+		}
+	}
+	if len(r.DNSFailures) > 0 {
+		b.WriteString("DNS lookups that failed:\n")
+		for _, f := range r.DNSFailures {
+			fmt.Fprintf(&b, "  %-40s %-5s %s\n", f.Name, f.Type, f.RCode)
+		}
+	}
+	if r.Untracked > 0 {
+		fmt.Fprintf(&b, "(%d more conversations were not tracked: table full)\n", r.Untracked)
+	}
+	if b.Len() == 0 {
+		b.WriteString("No connections.\n")
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func size(n uint64) string {
+	switch {
+	case n >= 1e9:
+		return fmt.Sprintf("%.1f GB", float64(n)/1e9)
+	case n >= 1e6:
+		return fmt.Sprintf("%.1f MB", float64(n)/1e6)
+	case n >= 1e3:
+		return fmt.Sprintf("%.1f kB", float64(n)/1e3)
+	}
+	return fmt.Sprintf("%d B", n)
+}

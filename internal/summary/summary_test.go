@@ -1,0 +1,344 @@
+package summary
+
+import (
+	"bytes"
+	"crypto/tls"
+	"encoding/binary"
+	"encoding/json"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+	"golang.org/x/net/dns/dnsmessage"
+)
+
+var (
+	local  = netip.MustParseAddr("10.213.0.1")
+	dnsSrv = netip.MustParseAddr("10.213.0.0")
+	web    = netip.MustParseAddr("198.51.100.80")
+	local6 = netip.MustParseAddr("fd6e::2")
+	web6   = netip.MustParseAddr("fd77:80::80")
+)
+
+type pkt struct {
+	src, dst     netip.Addr
+	sport, dport uint16
+	tcp          *layers.TCP // flags set; ports filled in
+	udp          bool
+	icmp         bool
+	payload      []byte
+}
+
+func frame(t testing.TB, p pkt) []byte {
+	t.Helper()
+	eth := &layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, 2}}
+	var ls []gopacket.SerializableLayer
+	var nl gopacket.NetworkLayer
+	if p.src.Is4() {
+		eth.EthernetType = layers.EthernetTypeIPv4
+		ip := &layers.IPv4{Version: 4, TTL: 64, SrcIP: p.src.AsSlice(), DstIP: p.dst.AsSlice()}
+		nl = ip
+		ls = append(ls, eth, ip)
+		switch {
+		case p.tcp != nil:
+			ip.Protocol = layers.IPProtocolTCP
+		case p.udp:
+			ip.Protocol = layers.IPProtocolUDP
+		default:
+			ip.Protocol = layers.IPProtocolICMPv4
+		}
+	} else {
+		eth.EthernetType = layers.EthernetTypeIPv6
+		ip := &layers.IPv6{Version: 6, HopLimit: 64, SrcIP: p.src.AsSlice(), DstIP: p.dst.AsSlice()}
+		nl = ip
+		ls = append(ls, eth, ip)
+		switch {
+		case p.tcp != nil:
+			ip.NextHeader = layers.IPProtocolTCP
+		case p.udp:
+			ip.NextHeader = layers.IPProtocolUDP
+		default:
+			ip.NextHeader = layers.IPProtocolICMPv6
+		}
+	}
+	switch {
+	case p.tcp != nil:
+		p.tcp.SrcPort, p.tcp.DstPort, p.tcp.Window = layers.TCPPort(p.sport), layers.TCPPort(p.dport), 1000
+		p.tcp.SetNetworkLayerForChecksum(nl)
+		ls = append(ls, p.tcp)
+	case p.udp:
+		u := &layers.UDP{SrcPort: layers.UDPPort(p.sport), DstPort: layers.UDPPort(p.dport)}
+		u.SetNetworkLayerForChecksum(nl)
+		ls = append(ls, u)
+	case p.src.Is4():
+		ls = append(ls, &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(8, 0), Id: 1, Seq: 1})
+	default:
+		i := &layers.ICMPv6{TypeCode: layers.CreateICMPv6TypeCode(128, 0)}
+		i.SetNetworkLayerForChecksum(nl)
+		ls = append(ls, i, gopacket.Payload([]byte{0, 1, 0, 1}))
+	}
+	if p.payload != nil {
+		ls = append(ls, gopacket.Payload(p.payload))
+	}
+	buf := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, ls...); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+type feeder struct {
+	t  testing.TB
+	tr *Tracker
+	ts int64
+}
+
+func (f *feeder) send(p pkt, outbound bool) {
+	b := frame(f.t, p)
+	f.ts += 1000
+	f.tr.Observe(b, len(b), f.ts, outbound)
+}
+
+func dnsMsg(t testing.TB, id uint16, name string, qt dnsmessage.Type, resp bool, rcode dnsmessage.RCode, answers func(*dnsmessage.Builder)) []byte {
+	b := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: id, Response: resp, RCode: rcode})
+	b.StartQuestions()
+	b.Question(dnsmessage.Question{Name: dnsmessage.MustNewName(name + "."), Type: qt, Class: dnsmessage.ClassINET})
+	if answers != nil {
+		b.StartAnswers()
+		answers(&b)
+	}
+	out, err := b.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func hdr(name string) dnsmessage.ResourceHeader {
+	return dnsmessage.ResourceHeader{Name: dnsmessage.MustNewName(name + "."), Class: dnsmessage.ClassINET, TTL: 60}
+}
+
+func find(r *Report, proto, remote string, port uint16) *Connection {
+	for i, c := range r.Connections {
+		if c.Proto == proto && c.RemoteAddr == remote && c.RemotePort == port {
+			return &r.Connections[i]
+		}
+	}
+	return nil
+}
+
+func TestDNSAndConnections(t *testing.T) {
+	tr := New(nil)
+	f := &feeder{t: t, tr: tr}
+	udpOut := func(id uint16, msg []byte) {
+		f.send(pkt{src: local, dst: dnsSrv, sport: 40000 + id, dport: 53, udp: true, payload: msg}, true)
+	}
+	udpIn := func(id uint16, msg []byte) {
+		f.send(pkt{src: dnsSrv, dst: local, sport: 53, dport: 40000 + id, udp: true, payload: msg}, false)
+	}
+
+	// A via a CNAME chain: alias -> mid -> www.
+	udpOut(1, dnsMsg(t, 1, "alias.example.test", dnsmessage.TypeA, false, 0, nil))
+	udpIn(1, dnsMsg(t, 1, "alias.example.test", dnsmessage.TypeA, true, 0, func(b *dnsmessage.Builder) {
+		b.CNAMEResource(hdr("alias.example.test"), dnsmessage.CNAMEResource{CNAME: dnsmessage.MustNewName("mid.example.test.")})
+		b.CNAMEResource(hdr("mid.example.test"), dnsmessage.CNAMEResource{CNAME: dnsmessage.MustNewName("www.example.test.")})
+		b.AResource(hdr("www.example.test"), dnsmessage.AResource{A: web.As4()})
+	}))
+	// AAAA.
+	udpOut(2, dnsMsg(t, 2, "v6.example.test", dnsmessage.TypeAAAA, false, 0, nil))
+	udpIn(2, dnsMsg(t, 2, "v6.example.test", dnsmessage.TypeAAAA, true, 0, func(b *dnsmessage.Builder) {
+		b.AAAAResource(hdr("v6.example.test"), dnsmessage.AAAAResource{AAAA: web6.As16()})
+	}))
+	// NXDOMAIN, and a query never answered.
+	udpOut(3, dnsMsg(t, 3, "nx.example.test", dnsmessage.TypeA, false, 0, nil))
+	udpIn(3, dnsMsg(t, 3, "nx.example.test", dnsmessage.TypeA, true, dnsmessage.RCodeNameError, nil))
+	udpOut(4, dnsMsg(t, 4, "silent.example.test", dnsmessage.TypeA, false, 0, nil))
+
+	// TCP established with an HTTP request to web:80.
+	syn := func(fl layers.TCP) *layers.TCP { return &fl }
+	f.send(pkt{src: local, dst: web, sport: 50000, dport: 80, tcp: syn(layers.TCP{SYN: true})}, true)
+	f.send(pkt{src: web, dst: local, sport: 80, dport: 50000, tcp: syn(layers.TCP{SYN: true, ACK: true})}, false)
+	f.send(pkt{src: local, dst: web, sport: 50000, dport: 80, tcp: syn(layers.TCP{ACK: true, PSH: true}),
+		payload: []byte("GET / HTTP/1.1\r\nHost: www.example.test:80\r\nUser-Agent: x\r\n\r\n")}, true)
+	// Refused: SYN, RST/ACK.
+	f.send(pkt{src: local, dst: web, sport: 50001, dport: 9, tcp: syn(layers.TCP{SYN: true})}, true)
+	f.send(pkt{src: web, dst: local, sport: 9, dport: 50001, tcp: syn(layers.TCP{RST: true, ACK: true})}, false)
+	// No answer: SYN twice.
+	f.send(pkt{src: local, dst: web, sport: 50002, dport: 81, tcp: syn(layers.TCP{SYN: true})}, true)
+	f.send(pkt{src: local, dst: web, sport: 50002, dport: 81, tcp: syn(layers.TCP{SYN: true})}, true)
+	// Mid-stream flow.
+	f.send(pkt{src: web, dst: local, sport: 443, dport: 50003, tcp: syn(layers.TCP{ACK: true}), payload: []byte("data")}, false)
+	// UDP without answer, over IPv6.
+	f.send(pkt{src: local6, dst: web6, sport: 5000, dport: 7, udp: true, payload: []byte("hi")}, true)
+	// ICMP echo answered, ICMPv6 echo unanswered.
+	f.send(pkt{src: local, dst: web, icmp: true}, true)
+	f.send(pkt{src: web, dst: local, icmp: true}, false)
+	f.send(pkt{src: local6, dst: web6, icmp: true}, true)
+	// An inbound TCP connection to the program.
+	f.send(pkt{src: web, dst: local, sport: 60000, dport: 8080, tcp: syn(layers.TCP{SYN: true})}, false)
+	f.send(pkt{src: local, dst: web, sport: 8080, dport: 60000, tcp: syn(layers.TCP{SYN: true, ACK: true})}, true)
+
+	r := tr.Report(Meta{Command: []string{"prog"}, Started: time.Unix(0, 0), Ended: time.Unix(1, 0)})
+	check := func(proto, remote string, port uint16, dir, state string, names ...string) *Connection {
+		t.Helper()
+		c := find(r, proto, remote, port)
+		if c == nil {
+			t.Fatalf("no %s connection to %s:%d in %+v", proto, remote, port, r.Connections)
+		}
+		if c.Direction != dir || c.State != state || strings.Join(c.Names, ",") != strings.Join(names, ",") {
+			t.Errorf("%s %s:%d = %s %s %v; want %s %s %v", proto, remote, port, c.Direction, c.State, c.Names, dir, state, names)
+		}
+		return c
+	}
+	c := check("tcp", web.String(), 80, "outbound", "established", "alias.example.test", "www.example.test")
+	if c.PacketsOut != 2 || c.PacketsIn != 1 {
+		t.Errorf("packet counts %d/%d", c.PacketsOut, c.PacketsIn)
+	}
+	check("tcp", web.String(), 9, "outbound", "refused", "alias.example.test", "www.example.test")
+	check("tcp", web.String(), 81, "outbound", "no answer", "alias.example.test", "www.example.test")
+	check("tcp", web.String(), 443, "outbound", "partial", "alias.example.test", "www.example.test")
+	check("udp", web6.String(), 7, "outbound", "no answer", "v6.example.test")
+	check("udp", dnsSrv.String(), 53, "outbound", "answered")
+	check("icmp", web.String(), 0, "outbound", "answered", "alias.example.test", "www.example.test")
+	check("icmpv6", web6.String(), 0, "outbound", "no answer", "v6.example.test")
+	check("tcp", web.String(), 60000, "inbound", "established", "alias.example.test", "www.example.test")
+	if r.Connections[len(r.Connections)-1].Direction != "inbound" {
+		t.Errorf("inbound not listed last")
+	}
+	wantFail := []Failure{{"nx.example.test", "A", "NXDOMAIN"}, {"silent.example.test", "A", "no answer"}}
+	if len(r.DNSFailures) != 2 || r.DNSFailures[0] != wantFail[0] || r.DNSFailures[1] != wantFail[1] {
+		t.Errorf("dns failures = %+v, want %+v", r.DNSFailures, wantFail)
+	}
+	var text bytes.Buffer
+	r.WriteText(&text)
+	for _, want := range []string{"Outbound connections:", "alias.example.test, www.example.test (198.51.100.80)", "1 refused", "Inbound connections:", "DNS lookups that failed:", "nx.example.test", "NXDOMAIN"} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("text lacks %q:\n%s", want, text.String())
+		}
+	}
+	var js bytes.Buffer
+	if err := r.WriteJSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(js.Bytes(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"command", "exit_status", "started", "ended", "packets", "dropped", "connections", "dns_failures", "untracked_conversations"} {
+		if _, ok := doc[k]; !ok {
+			t.Errorf("JSON lacks %q", k)
+		}
+	}
+	conn := doc["connections"].([]any)[0].(map[string]any)
+	for _, k := range []string{"proto", "direction", "remote_addr", "remote_port", "local_port", "names", "packets_out", "packets_in", "bytes_out", "bytes_in", "first_seen", "last_seen", "state"} {
+		if _, ok := conn[k]; !ok {
+			t.Errorf("JSON connection lacks %q", k)
+		}
+	}
+}
+
+func TestDNSOverTCPSplit(t *testing.T) {
+	tr := New(nil)
+	f := &feeder{t: t, tr: tr}
+	resp := dnsMsg(t, 9, "tcp.example.test", dnsmessage.TypeA, true, 0, func(b *dnsmessage.Builder) {
+		b.AResource(hdr("tcp.example.test"), dnsmessage.AResource{A: web.As4()})
+	})
+	stream := binary.BigEndian.AppendUint16(nil, uint16(len(resp)))
+	stream = append(stream, resp...)
+	ack := func() *layers.TCP { return &layers.TCP{ACK: true, PSH: true} }
+	for i := 0; i < len(stream); i += 7 {
+		end := min(i+7, len(stream))
+		f.send(pkt{src: dnsSrv, dst: local, sport: 53, dport: 41000, tcp: ack(), payload: stream[i:end]}, false)
+	}
+	if n := tr.Names()[web]; len(n) != 1 || n[0] != "tcp.example.test" {
+		t.Fatalf("names from DNS over TCP = %v", n)
+	}
+}
+
+func TestSNI(t *testing.T) {
+	c1, c2 := net.Pipe()
+	go func() {
+		tls.Client(c1, &tls.Config{ServerName: "api.example.test", InsecureSkipVerify: true}).Handshake()
+	}()
+	hello := make([]byte, 4096)
+	n, _ := c2.Read(hello)
+	c2.Close()
+	c1.Close()
+	tr := New(nil)
+	f := &feeder{t: t, tr: tr}
+	f.send(pkt{src: local, dst: web, sport: 50000, dport: 443, tcp: &layers.TCP{ACK: true, PSH: true}, payload: hello[:n]}, true)
+	if names := tr.Names()[web]; len(names) != 1 || names[0] != "api.example.test" {
+		t.Fatalf("SNI names = %v", names)
+	}
+	if sni([]byte{22, 3, 1, 0, 5, 1, 0}) != "" || sni(hello[:n/2]) != "" {
+		t.Fatal("sni of a truncated hello returned a name")
+	}
+}
+
+func TestHTTPHost(t *testing.T) {
+	for in, want := range map[string]string{
+		"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n":        "a.test",
+		"POST /x HTTP/1.1\r\nhost: B.Test:8080\r\n\r\n": "b.test",
+		"GET / HTTP/1.1\r\nHost: [fd00::1]:80\r\n\r\n":  "fd00::1",
+		"GET / HTTP/1.1\r\nX: y\r\n\r\n":                "",
+		"\x16\x03\x01 not http\r\nHost: nope\r\n\r\n":   "",
+	} {
+		if got := httpHost([]byte(in)); got != want {
+			t.Errorf("httpHost(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestCap: a million distinct flows keep the table at its cap and count the
+// rest.
+func TestCap(t *testing.T) {
+	tr := New(&Config{MaxConversations: 1000})
+	b := frame(t, pkt{src: local, dst: web, sport: 1, dport: 2, udp: true, payload: []byte("x")})
+	const n = 1_000_000
+	for i := 0; i < n; i++ {
+		binary.BigEndian.PutUint32(b[30:], uint32(i)) // distinct destination
+		tr.Observe(b, len(b), int64(i), true)
+	}
+	if len(tr.convs) != 1000 || tr.untracked != n-1000 {
+		t.Fatalf("table %d, untracked %d", len(tr.convs), tr.untracked)
+	}
+}
+
+func TestObserveAllocs(t *testing.T) {
+	tr := New(nil)
+	b := frame(t, pkt{src: local, dst: web, sport: 50000, dport: 80, tcp: &layers.TCP{ACK: true}, payload: bytes.Repeat([]byte{1}, 1400)})
+	tr.Observe(b, len(b), 1, true)
+	if a := testing.AllocsPerRun(1000, func() { tr.Observe(b, len(b), 2, true) }); a != 0 {
+		t.Fatalf("Observe of a known flow allocates %v times", a)
+	}
+}
+
+func FuzzObserve(f *testing.F) {
+	f.Add(frame(f, pkt{src: local, dst: dnsSrv, sport: 1, dport: 53, udp: true, payload: []byte{0, 1, 2}}))
+	f.Add(frame(f, pkt{src: local, dst: web, sport: 1, dport: 443, tcp: &layers.TCP{ACK: true}, payload: []byte{22, 3, 1, 0, 9, 1, 0, 0, 5}}))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		tr := New(&Config{MaxConversations: 4})
+		tr.Observe(b, len(b), 1, true)
+		tr.Observe(b, len(b), 2, false)
+		tr.Report(Meta{}).WriteText(&bytes.Buffer{})
+	})
+}
+
+func BenchmarkObserve(b *testing.B) {
+	for _, size := range []int{64, 1500} {
+		b.Run(map[int]string{64: "64", 1500: "1500"}[size], func(b *testing.B) {
+			tr := New(nil)
+			pl := max(size-54, 0)
+			fr := frame(b, pkt{src: local, dst: web, sport: 50000, dport: 80, tcp: &layers.TCP{ACK: true}, payload: make([]byte, pl)})
+			b.SetBytes(int64(len(fr)))
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				tr.Observe(fr, len(fr), int64(i), i&1 == 0)
+			}
+		})
+	}
+}
