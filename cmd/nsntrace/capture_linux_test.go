@@ -1,8 +1,4 @@
-//go:build linux && nsntrace_pipeline
-
-// The capture pipeline needs packages rawcap, rtnl and nft; until they are
-// in the tree it builds only with -tags nsntrace_pipeline (see
-// pipeline_pending.go).
+//go:build linux
 
 package main
 

@@ -1,8 +1,4 @@
-//go:build linux && nsntrace_pipeline
-
-// The capture pipeline needs packages rawcap, rtnl and nft; until they are
-// in the tree it builds only with -tags nsntrace_pipeline (see
-// pipeline_pending.go).
+//go:build linux
 
 package main
 
@@ -533,8 +529,11 @@ func TestConcurrentTraces(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			file := filepath.Join(e.dir, fmt.Sprintf("c%d.pcapng", i))
+			// Every program stays alive until all 16 are running, so the
+			// runs truly overlap and must not share names or subnets.
 			cmd := e.cmd(append([]string{"-o", file}, helper("udp", testbed.UpstreamAddr.String()+":7", fmt.Sprintf("concurrent-%02d", i),
-				"ping", testbed.ServerAddr.String(), "1")...)...)
+				"ping", testbed.ServerAddr.String(), "1",
+				"touch", filepath.Join(e.dir, fmt.Sprintf("started-%d", i)), "wait", filepath.Join(e.dir, "release"))...)...)
 			var so, se bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &so, &se
 			err := cmd.Run()
@@ -550,6 +549,17 @@ func TestConcurrentTraces(t *testing.T) {
 			}
 			res[i] = r
 		}()
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		m, _ := filepath.Glob(filepath.Join(e.dir, "started-*"))
+		if len(m) == n || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := os.WriteFile(filepath.Join(e.dir, "release"), nil, 0o644); err != nil {
+		t.Fatal(err)
 	}
 	wg.Wait()
 	addrs := map[netip.Addr]int{}
@@ -634,14 +644,16 @@ func TestAgainstCNsntrace(t *testing.T) {
 	for try := 1; ; try++ {
 		// The C nsntrace races itself: its namespaced child looks for its
 		// veth end (to bring it up) before the parent has created it, and
-		// then libpcap fails with "That device is not up". Retry that one
-		// failure; anything else is real.
+		// then libpcap fails with "That device is not up", or opens it
+		// before it exists ("No such device exists"). Retry those start-up
+		// races; anything else is real.
 		var err error
 		cout, err = e.in.H.Command(cbin, "-d", e.in.UplinkH, "-o", cfile, "curl", "-sS", url).CombinedOutput()
 		if err == nil {
 			break
 		}
-		if !bytes.Contains(cout, []byte("That device is not up")) || try == 8 {
+		race := bytes.Contains(cout, []byte("That device is not up")) || bytes.Contains(cout, []byte("No such device exists"))
+		if !race || try == 8 {
 			t.Fatalf("the C nsntrace (try %d): %v: %s", try, err, cout)
 		}
 		t.Logf("the C nsntrace lost its start-up race (try %d), again", try)
