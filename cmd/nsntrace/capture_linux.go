@@ -23,6 +23,9 @@ type capture struct {
 	// receives the program sent.
 	programSide bool
 
+	// sum, if set, gets every packet for the connection summary.
+	sum *summarizer
+
 	packets, bytes atomic.Uint64
 	pkt            pcapng.Packet // reused, so that a packet costs no allocation
 }
@@ -40,6 +43,9 @@ func (c *capture) handle(p *rawcap.Packet) error {
 	c.pkt.Direction, c.pkt.Reception = direction(p.Type, p.Data, c.programSide)
 	if err := c.w.WritePacket(&c.pkt); err != nil {
 		return err
+	}
+	if c.sum != nil {
+		c.sum.feed(p, c.pkt.Direction)
 	}
 	c.packets.Add(1)
 	c.bytes.Add(uint64(p.Length))

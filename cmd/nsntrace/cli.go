@@ -117,11 +117,10 @@ func newCommand(o *options) *cobra.Command {
 	f.StringVar(&o.compileFilter, "compile-filter", "", "print the BPF program for `EXPR` in tcpdump -ddd format and exit")
 	f.BoolVar(&o.cleanup, "cleanup", false, "remove what crashed runs left behind, and exit")
 	f.StringVar(&o.iface, "interface", "", "capture the existing interface `IFACE` (no program) until SIGINT/SIGTERM")
-	f.StringVar(&o.summary, "summary", "", "write a summary of PROGRAM's connections to `FILE`")
+	f.StringVar(&o.summary, "summary", "", "also write the connection summary as JSON to `FILE` (- for standard output)")
 	f.StringVar(&o.genDocs, "gen-docs", "", "write the man page and shell completions under `DIR`")
-	// --summary is the hook for the connection summary (issue 7); it stays
-	// hidden until that lands. --gen-docs is for `make install`.
-	mustHide(f, "summary", "gen-docs")
+	// --gen-docs is for `make install`.
+	mustHide(f, "gen-docs")
 	f.SetNormalizeFunc(func(_ *pflag.FlagSet, name string) pflag.NormalizedName {
 		if name == "outfile" { // the C nsntrace's name for -o
 			name = "output"
@@ -262,9 +261,14 @@ func (o *options) check() error {
 		return &usageError{"no program to trace given"}
 	}
 	if o.set["summary"] {
-		// The flag is the hook for the connection summary; refusing it
-		// beats silently writing nothing.
-		return &usageError{"--summary: the connection summary is not available in this version"}
+		switch {
+		case o.summary == "":
+			return &usageError{"--summary: empty file name"}
+		case o.summary == "-" && o.output == "-":
+			return &usageError{"--summary -: standard output already carries the capture (-o -); give the summary a file name"}
+		case modes == 1:
+			return &usageError{"--summary goes with a traced program only"}
+		}
 	}
 	return nil
 }

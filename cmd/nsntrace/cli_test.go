@@ -92,7 +92,7 @@ func TestParseHelp(t *testing.T) {
 			t.Errorf("help lacks %q:\n%s", want, help)
 		}
 	}
-	for _, hidden := range []string{"--gen-docs", "--summary", "completion"} {
+	for _, hidden := range []string{"--gen-docs", "completion"} {
 		if strings.Contains(help, hidden) {
 			t.Errorf("help shows %q:\n%s", hidden, help)
 		}
@@ -117,7 +117,8 @@ func TestParseErrors(t *testing.T) {
 		{[]string{"--version", "ls"}, "take no program"},
 		{[]string{"--cleanup", "--version"}, "exclude each other"},
 		{[]string{"-o", "", "ls"}, "empty file name"},
-		{[]string{"--summary", "s.txt", "ls"}, "--summary"},
+		{[]string{"--summary", "-", "-o", "-", "ls"}, "already carries the capture"},
+		{[]string{"--summary", "", "ls"}, "--summary: empty file name"},
 	}
 	for _, tc := range tests {
 		var out, errb bytes.Buffer

@@ -21,6 +21,7 @@ import (
 
 	"github.com/nsntrace/nsntrace/child"
 	"github.com/nsntrace/nsntrace/internal/dnsrelay"
+	"github.com/nsntrace/nsntrace/internal/summary"
 	"github.com/nsntrace/nsntrace/nft"
 	"github.com/nsntrace/nsntrace/pcapng"
 	"github.com/nsntrace/nsntrace/rawcap"
@@ -271,7 +272,7 @@ func (t *tracer) run() (code int, err error) {
 	if err != nil {
 		return exitFailure, fmt.Errorf("write %s: %w", t.out.name(), err)
 	}
-	c := &capture{ring: ring, w: w, iface: ifid, flush: buffered, programSide: true}
+	c := &capture{ring: ring, w: w, iface: ifid, flush: buffered, programSide: true, sum: newSummarizer()}
 
 	// A stop signal during set-up: nothing has run yet; leave nothing.
 	select {
@@ -374,6 +375,10 @@ func (t *tracer) run() (code int, err error) {
 	if serr != nil {
 		rep.errorf("warning: read kernel counters: %v", serr)
 	}
+	c.sum.finish()
+	if captureEr == nil {
+		captureEr = c.sum.addNames(w)
+	}
 	if captureEr == nil {
 		err := w.WriteStats(ifid, isbStats(start, st, serr, o.filter != ""))
 		if err == nil {
@@ -404,17 +409,24 @@ func (t *tracer) run() (code int, err error) {
 		rep.errorf("warning: the kernel dropped %s: the trace is incomplete", plural(st.Drops, "packet", "packets"))
 	}
 
+	code, err = res.st.ExitCode(), nil
 	switch {
 	case res.err != nil:
 		return exitFailure, fmt.Errorf("the program's init: %w", res.err)
 	case res.st.ExecError != nil:
 		return res.st.ExitCode(), fmt.Errorf("%s: %v", t.argv[0], execErrorText(res.st.ExecError))
 	case captureEr != nil && !pipeGone:
-		return exitFailure, nil
+		code = exitFailure
 	case relErr != nil:
-		return exitFailure, nil
+		code = exitFailure
 	}
-	return res.st.ExitCode(), nil
+	if serr := c.sum.report(t, summary.Meta{
+		Command: t.argv, ExitStatus: code, Started: start, Ended: time.Now(),
+		Packets: c.packets.Load(), Dropped: st.Drops,
+	}); serr != nil {
+		return exitFailure, serr
+	}
+	return code, nil
 }
 
 func joinAddrPorts(as []netip.AddrPort) string {

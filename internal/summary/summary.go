@@ -144,8 +144,8 @@ func (t *Tracker) Observe(data []byte, length int, ts int64, outbound bool) {
 			proto = ProtoICMPv6
 		}
 	}
-	if !haveIP {
-		return // link-level chatter (ARP, LLDP): not a conversation
+	if !haveIP || chatter(proto, &t.icmp4, &t.icmp6) {
+		return // link-level chatter and ICMP errors: not conversations
 	}
 	var k key
 	if outbound {
@@ -279,3 +279,22 @@ func (t *Tracker) Names() map[netip.Addr][]string { return t.names }
 func (t *Tracker) Packets() uint64 { return t.packets }
 
 func nsTime(ns int64) time.Time { return time.Unix(0, ns).UTC() }
+
+// chatter reports ICMP messages that are not conversations of their own:
+// errors about another conversation's packets (unreachable, time exceeded,
+// ...), and IPv6 neighbour discovery and multicast listener messages, the
+// link-level chatter of every IPv6 interface.
+func chatter(p Proto, i4 *layers.ICMPv4, i6 *layers.ICMPv6) bool {
+	switch p {
+	case ProtoICMP:
+		switch i4.TypeCode.Type() {
+		case layers.ICMPv4TypeDestinationUnreachable, layers.ICMPv4TypeSourceQuench, layers.ICMPv4TypeRedirect,
+			layers.ICMPv4TypeTimeExceeded, layers.ICMPv4TypeParameterProblem:
+			return true
+		}
+	case ProtoICMPv6:
+		t := i6.TypeCode.Type()
+		return t < 128 || (t >= 130 && t <= 137) || t == 143
+	}
+	return false
+}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"net"
 	"net/netip"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -340,5 +341,26 @@ func BenchmarkObserve(b *testing.B) {
 				tr.Observe(fr, len(fr), int64(i), i&1 == 0)
 			}
 		})
+	}
+}
+
+// BenchmarkMillionFlows reports the heap a full table holds: a million
+// distinct flows against the default cap.
+func BenchmarkMillionFlows(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		tr := New(nil)
+		fr := frame(b, pkt{src: local, dst: web, sport: 1, dport: 2, udp: true, payload: []byte("x")})
+		for j := 0; j < 1_000_000; j++ {
+			binary.BigEndian.PutUint32(fr[30:], uint32(j))
+			tr.Observe(fr, len(fr), int64(j), true)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/1e6, "MB-heap")
+		b.ReportMetric(float64(len(tr.convs)), "tracked")
+		runtime.KeepAlive(tr)
 	}
 }
