@@ -250,8 +250,8 @@ func trafgenConf(work string, size int) (string, error) {
 var (
 	reTcpdumpCap  = regexp.MustCompile(`(\d+) packets? captured`)
 	reTcpdumpDrop = regexp.MustCompile(`(\d+) packets? dropped by kernel`)
-	reNsnCap      = regexp.MustCompile(`(\d+) packets? (?:captured|passed filter)`)
-	reNsnDrop     = regexp.MustCompile(`(\d+) packets? (?:dropped by kernel|failed filter)`)
+	reNsnCap      = regexp.MustCompile(`(\d+)\s+packets? (?:captured|passed filter)`)
+	reNsnDrop     = regexp.MustCompile(`(\d+)\s+packets? (?:dropped by kernel|failed filter)`)
 )
 
 func firstUint(re *regexp.Regexp, s string) (uint64, bool) {
