@@ -499,3 +499,11 @@ func TestCompiledFiltersLive(t *testing.T) {
 		r.Close()
 	}
 }
+
+func netInterfaceIndex(name string) (int, error) {
+	i, err := net.InterfaceByName(name)
+	if err != nil {
+		return 0, err
+	}
+	return i.Index, nil
+}
