@@ -16,6 +16,16 @@ func Open(ifindex int, cfg *Config) (*Ring, error) {
 	return nil, fmt.Errorf("rawcap: not implemented on %s", runtime.GOOS)
 }
 
+// New is not implemented off Linux.
+func New(cfg *Config) (*Ring, error) {
+	return nil, fmt.Errorf("rawcap: not implemented on %s", runtime.GOOS)
+}
+
+// Bind is not implemented off Linux.
+func (r *Ring) Bind(ifindex int) error {
+	return fmt.Errorf("rawcap: not implemented on %s", runtime.GOOS)
+}
+
 // Run is not implemented off Linux.
 func (r *Ring) Run(ctx context.Context, fn func(*Packet) error) error {
 	return fmt.Errorf("rawcap: not implemented on %s", runtime.GOOS)

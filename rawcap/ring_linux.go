@@ -32,8 +32,25 @@ type Ring struct {
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
-// Open opens a capture ring on the interface with index ifindex.
-func Open(ifindex int, cfg *Config) (r *Ring, err error) {
+// Open opens a capture ring on the interface with index ifindex: New, then
+// Bind.
+func Open(ifindex int, cfg *Config) (*Ring, error) {
+	r, err := New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.Bind(ifindex); err != nil {
+		r.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// New sets up a ring with its filter but binds it to no interface, so it
+// receives nothing yet. Allocating a large ring is the slow part of
+// opening one (the kernel zeroes it), so a caller may do it while the
+// interface is still being created, and Bind later.
+func New(cfg *Config) (r *Ring, err error) {
 	c := cfg.withDefaults()
 	page := os.Getpagesize()
 	if c.BlockSize < page || c.BlockSize&(c.BlockSize-1) != 0 {
@@ -113,20 +130,37 @@ func Open(ifindex int, cfg *Config) (r *Ring, err error) {
 			return nil, os.NewSyscallError("setsockopt PACKET_FANOUT", err)
 		}
 	}
-	// Only now is anything queued: the filter and the ring are in place.
-	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifindex}); err != nil {
-		return nil, os.NewSyscallError("bind", err)
-	}
 	f := os.NewFile(uintptr(fd), "packet")
 	if f == nil {
 		return nil, errors.New("open ring: os.NewFile failed")
 	}
-	r = &Ring{file: f, fd: fd, ifindex: ifindex, mem: mem, w: walker{snapLen: c.SnapLen}}
+	r = &Ring{file: f, fd: fd, mem: mem, w: walker{snapLen: c.SnapLen}}
 	r.w.scratch = make([]byte, 0, min(c.BlockSize, c.SnapLen+4)+4)
 	for i := 0; i < nblocks; i++ {
 		r.blocks = append(r.blocks, mem[i*c.BlockSize:(i+1)*c.BlockSize])
 	}
 	return r, nil
+}
+
+// Bind starts capturing on the interface with index ifindex (wraps
+// bind(2) with ETH_P_ALL). Only now is anything queued: the filter and the
+// ring are already in place.
+func (r *Ring) Bind(ifindex int) error {
+	rc, err := r.file.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("bind ring: %w", err)
+	}
+	var berr error
+	if err := rc.Control(func(fd uintptr) {
+		berr = unix.Bind(int(fd), &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifindex})
+	}); err != nil {
+		return fmt.Errorf("bind ring: %w", err)
+	}
+	if berr != nil {
+		return os.NewSyscallError("bind", berr)
+	}
+	r.ifindex = ifindex
+	return nil
 }
 
 // socketIn opens a non-blocking AF_PACKET socket, in the network namespace

@@ -175,6 +175,32 @@ func (t *tracer) run() (code int, err error) {
 		dnsNote = fmt.Sprintf("DNS: relayed from %s to the host's resolver %s.", gw, joinAddrPorts(relayTo))
 	}
 
+	// The kernel zeroes a large ring as it allocates it, the slowest step
+	// of a start: do it while the child and its veth are being made, and
+	// bind it to the veth once that exists.
+	rcfg := &rawcap.Config{SnapLen: o.snapLen, Filter: t.prog}
+	buffered := o.packetBuffered || t.out.stdout()
+	if buffered {
+		rcfg.BlockTimeout = liveBlockTimeout
+	}
+	type newRing struct {
+		r   *rawcap.Ring
+		err error
+	}
+	ringc := make(chan newRing, 1)
+	go func() {
+		r, err := rawcap.New(rcfg)
+		ringc <- newRing{r, err}
+	}()
+	ringTaken := false
+	defer func() {
+		if !ringTaken { // an early return: collect and close it
+			if nr := <-ringc; nr.r != nil {
+				nr.r.Close()
+			}
+		}
+	}()
+
 	p, err := child.Start(ccfg)
 	if err != nil {
 		return exitFailure, fmt.Errorf("start the program's namespaces: %w", err)
@@ -189,8 +215,7 @@ func (t *tracer) run() (code int, err error) {
 	if err != nil {
 		return exitFailure, fmt.Errorf("open the program's network namespace: %w", err)
 	}
-	link, err := rtnl.Setup(plan, int(netns.Fd()))
-	netns.Close() // Setup holds what it needs; the fd is ours to close
+	link, err := rtnl.Setup(plan, int(netns.Fd())) // netns is p's: p.Close closes it
 	if err != nil {
 		return exitFailure, fmt.Errorf("connect the program's namespace: %w", err)
 	}
@@ -230,16 +255,16 @@ func (t *tracer) run() (code int, err error) {
 	if err != nil {
 		return exitFailure, fmt.Errorf("find veth %s: %w", plan.HostIf, err)
 	}
-	rcfg := &rawcap.Config{SnapLen: o.snapLen, Filter: t.prog}
-	buffered := o.packetBuffered || t.out.stdout()
-	if buffered {
-		rcfg.BlockTimeout = liveBlockTimeout
+	nr := <-ringc
+	ringTaken = true
+	if nr.err != nil {
+		return exitFailure, fmt.Errorf("open capture on %s: %w", plan.HostIf, nr.err)
 	}
-	ring, err := rawcap.Open(hostIf.Index, rcfg)
-	if err != nil {
+	ring := nr.r
+	td.add(func() { ring.Close() }) // after Stats; a close error loses nothing
+	if err := ring.Bind(hostIf.Index); err != nil {
 		return exitFailure, fmt.Errorf("open capture on %s: %w", plan.HostIf, err)
 	}
-	td.add(func() { ring.Close() }) // after Stats; a close error loses nothing
 
 	// Everything is in place: only now the output is created.
 	if err := t.out.create(); err != nil {
