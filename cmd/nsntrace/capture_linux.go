@@ -26,13 +26,20 @@ type capture struct {
 	// sum, if set, gets every packet for the connection summary.
 	sum *summarizer
 
+	// packets and bytes are published for the live counter every 256
+	// packets and when run returns; npkts and nbytes are the capture
+	// goroutine's own, so that a packet costs no atomic operation.
 	packets, bytes atomic.Uint64
+	npkts, nbytes  uint64
 	pkt            pcapng.Packet // reused, so that a packet costs no allocation
 }
 
 // run captures until ctx is done and the ring is drained.
 func (c *capture) run(ctx context.Context) error {
-	return c.ring.Run(ctx, c.handle)
+	err := c.ring.Run(ctx, c.handle)
+	c.packets.Store(c.npkts)
+	c.bytes.Store(c.nbytes)
+	return err
 }
 
 func (c *capture) handle(p *rawcap.Packet) error {
@@ -47,8 +54,12 @@ func (c *capture) handle(p *rawcap.Packet) error {
 	if c.sum != nil {
 		c.sum.feed(p, c.pkt.Direction)
 	}
-	c.packets.Add(1)
-	c.bytes.Add(uint64(p.Length))
+	c.npkts++
+	c.nbytes += uint64(p.Length)
+	if c.npkts&255 == 0 {
+		c.packets.Store(c.npkts)
+		c.bytes.Store(c.nbytes)
+	}
 	if c.flush {
 		return c.w.Flush()
 	}
