@@ -40,7 +40,30 @@ type bufWriter struct {
 	sent     int64 // bytes handed to w
 	complete int64 // bytes handed to w that end at a block boundary
 	blocks   func(b []byte, offset int64) int
+
+	// refs are caller memory queued by writeRef: each goes out after
+	// buf[:at] and before the rest of buf. refLen is their total size.
+	refs   []ref
+	refLen int
+	iov    [][]byte // reused to hand buf and refs to the vectored write
+	vec    vecState
 }
+
+// ref is caller memory that goes out after the first at bytes of buf.
+type ref struct {
+	at   int
+	data []byte
+}
+
+const (
+	// refMin is the smallest packet worth a reference instead of a copy:
+	// below it the copy into the buffer costs less than the kernel's extra
+	// iovec segment.
+	refMin = 1024
+	// maxRefs bounds the references of one batch, so that a vectored write
+	// stays within IOV_MAX (1024) segments.
+	maxRefs = 500
+)
 
 // newBufWriter returns a buffer on w; blocks reports how many leading bytes
 // of b, which starts at the given offset of the capture on a block
@@ -65,6 +88,9 @@ func (b *bufWriter) flush(atBoundary bool) error {
 	if b.err != nil {
 		return b.err
 	}
+	if len(b.refs) > 0 {
+		return b.flushRefs()
+	}
 	if len(b.buf) == 0 {
 		return nil
 	}
@@ -74,7 +100,7 @@ func (b *bufWriter) flush(atBoundary bool) error {
 	}
 	if err != nil {
 		b.err = fmt.Errorf("write capture: %w", err)
-		b.cut(n)
+		b.cut(b.buf[:n])
 		b.buf = b.buf[:0]
 		return b.err
 	}
@@ -89,16 +115,86 @@ func (b *bufWriter) flush(atBoundary bool) error {
 	return nil
 }
 
-// cut truncates the file after a write that took only n bytes of the
-// buffer, to the end of the last block that reached it whole. Readers
-// then see a clean capture rather than one cut short in mid-block.
-func (b *bufWriter) cut(n int) {
+// flushRefs writes the buffer with the caller memory it refers to, in one
+// vectored write where the underlying writer allows it. References are
+// only queued at block boundaries and flushed at one, so the batch ends at
+// a block boundary.
+func (b *bufWriter) flushRefs() error {
+	iov, prev := b.iov[:0], 0
+	for _, r := range b.refs {
+		if r.at > prev {
+			iov = append(iov, b.buf[prev:r.at])
+		}
+		iov = append(iov, r.data)
+		prev = r.at
+	}
+	if prev < len(b.buf) {
+		iov = append(iov, b.buf[prev:])
+	}
+	total := int64(len(b.buf) + b.refLen)
+	n, err := b.vec.writeVectored(b.w, iov)
+	if err == nil && n < total {
+		err = io.ErrShortWrite
+	}
+	if err != nil {
+		b.err = fmt.Errorf("write capture: %w", err)
+		// The error path may allocate: gather what reached the file to
+		// find its last whole block.
+		var written []byte
+		rest := n
+		for _, v := range iov {
+			if rest <= 0 {
+				break
+			}
+			k := min(int64(len(v)), rest)
+			written = append(written, v[:k]...)
+			rest -= k
+		}
+		b.cut(written)
+	} else {
+		b.sent += n
+		b.complete = b.sent
+	}
+	clear(iov) // drop the references to caller memory
+	b.iov = iov[:0]
+	clear(b.refs)
+	b.refs, b.refLen = b.refs[:0], 0
+	b.buf = b.buf[:0]
+	return b.err
+}
+
+// writeRef queues data to go out at this point of the stream without
+// copying it; the caller keeps it unchanged until the next flush, and
+// calls it only at a block boundary or inside a block that started after
+// the last flush.
+func (b *bufWriter) writeRef(data []byte) {
+	if b.refs == nil {
+		// A batch holds at most maxRefs references with a piece of the
+		// buffer before each and one after the last.
+		b.refs = make([]ref, 0, maxRefs)
+		b.iov = make([][]byte, 0, 2*maxRefs+1)
+		b.vec.init(2*maxRefs + 1)
+	}
+	b.refs = append(b.refs, ref{len(b.buf), data})
+	b.refLen += len(data)
+}
+
+// full reports whether a batch is due: enough bytes, or as many
+// references as one vectored write takes.
+func (b *bufWriter) full() bool {
+	return len(b.buf)+b.refLen >= b.limit || len(b.refs) >= maxRefs
+}
+
+// cut truncates the file after a write that took only the bytes written
+// of the batch, to the end of the last block that reached it whole.
+// Readers then see a clean capture rather than one cut short in mid-block.
+func (b *bufWriter) cut(written []byte) {
 	if b.trunc == nil {
 		return
 	}
 	keep := b.complete
-	if b.sent == b.complete && n > 0 {
-		keep += int64(b.blocks(b.buf[:n], b.sent))
+	if b.sent == b.complete && len(written) > 0 {
+		keep += int64(b.blocks(written, b.sent))
 	}
 	// Best effort: the write error, which the caller gets, says what
 	// matters; a file that cannot be truncated keeps its cut-short tail,
@@ -120,7 +216,7 @@ func (b *bufWriter) grow(n int) []byte {
 // maybeFlush flushes once a full batch is pending; it is called only
 // between blocks.
 func (b *bufWriter) maybeFlush() error {
-	if len(b.buf) >= b.limit {
+	if b.full() {
 		return b.flush(true)
 	}
 	return nil
@@ -128,8 +224,14 @@ func (b *bufWriter) maybeFlush() error {
 
 // write appends p, flushing full batches on the way: a block larger than
 // the buffer is written in pieces of at least limit bytes. last says
-// whether p ends a block.
+// whether p ends a block. Pending references go out first: the first write
+// of a block is at a block boundary, and later ones find none.
 func (b *bufWriter) write(p []byte, last bool) error {
+	if len(b.refs) > 0 {
+		if err := b.flush(true); err != nil {
+			return err
+		}
+	}
 	for len(p) > 0 {
 		if b.err != nil {
 			return b.err
@@ -193,4 +295,31 @@ func pcapBlocks(b []byte, offset int64) int {
 		off += n
 	}
 	return off
+}
+
+// writeEach writes the pieces of iov one after the other: the vectored
+// write of a writer that has no file descriptor.
+func writeEach(w io.Writer, iov [][]byte) (int64, error) {
+	var total int64
+	for _, v := range iov {
+		n, err := w.Write(v)
+		total += int64(n)
+		if err == nil && n < len(v) {
+			err = io.ErrShortWrite
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+// Release writes out every packet whose data a WritePacketRef call
+// referenced instead of copying, so that the caller may reuse that
+// memory. It writes nothing when there is none.
+func (b *bufWriter) Release() error {
+	if len(b.refs) > 0 {
+		return b.flush(true)
+	}
+	return b.err
 }

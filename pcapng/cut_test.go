@@ -43,15 +43,20 @@ func TestCutToCompleteBlocks(t *testing.T) {
 	for _, format := range []Format{FormatPcapNG, FormatPcap} {
 		for _, buffer := range []int{4096, 0} {
 			for _, room := range []int{10, 30, 100, 5000, 800 << 10, 1 << 20, 1200 << 10, 4 << 20} {
-				t.Run(fmt.Sprintf("%v/buffer %d/room %d", format, buffer, room), func(t *testing.T) {
-					testCut(t, format, buffer, room, sizes)
-				})
+				for _, ref := range []bool{false, true} {
+					t.Run(fmt.Sprintf("%v/buffer %d/room %d/ref %v", format, buffer, room, ref), func(t *testing.T) {
+						testCut(t, format, buffer, room, sizes, ref)
+					})
+				}
 			}
 		}
 	}
 }
 
-func testCut(t *testing.T, format Format, buffer, room int, sizes []int) {
+// testCut writes packets of the given sizes into a file with room bytes
+// left; with ref, through WritePacketRef, so that the failing batch is a
+// vectored one of buffer pieces and referenced packet data.
+func testCut(t *testing.T, format Format, buffer, room int, sizes []int, ref bool) {
 	path := filepath.Join(t.TempDir(), "capture")
 	file, err := os.Create(path)
 	if err != nil {
@@ -72,7 +77,11 @@ func testCut(t *testing.T, format Format, buffer, room int, sizes []int) {
 	var written [][]byte
 	for i, n := range sizes {
 		data := bytes.Repeat([]byte{byte(i + 1)}, n)
-		if err := w.WritePacket(&Packet{Timestamp: int64(i), Data: data}); err != nil {
+		write := w.WritePacket
+		if ref {
+			write = w.WritePacketRef
+		}
+		if err := write(&Packet{Timestamp: int64(i), Data: data}); err != nil {
 			break
 		}
 		written = append(written, data)

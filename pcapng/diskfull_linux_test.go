@@ -30,10 +30,14 @@ func TestDiskFull(t *testing.T) {
 		name   string
 		format Format
 		buffer int
+		ref    bool // WritePacketRef: the failing write is a writev
 	}{
-		{"pcapng default buffer", FormatPcapNG, 0},
-		{"pcapng small buffer", FormatPcapNG, 4096},
-		{"pcap small buffer", FormatPcap, 4096},
+		{"pcapng default buffer", FormatPcapNG, 0, false},
+		{"pcapng small buffer", FormatPcapNG, 4096, false},
+		{"pcap small buffer", FormatPcap, 4096, false},
+		{"pcapng by reference", FormatPcapNG, 0, true},
+		{"pcapng small buffer by reference", FormatPcapNG, 4096, true},
+		{"pcap by reference", FormatPcap, 0, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -43,7 +47,7 @@ func TestDiskFull(t *testing.T) {
 				// from every other thread's, so it must die with this
 				// goroutine.
 				runtime.LockOSThread()
-				res <- diskFull(dir, c.format, c.buffer)
+				res <- diskFull(dir, c.format, c.buffer, c.ref)
 			}()
 			r := <-res
 			if r.err != nil {
@@ -87,14 +91,15 @@ type diskFullResult struct {
 	err      error   // the test's own set-up failed
 }
 
+// diskFullPacket is large enough for WritePacketRef to reference it.
 func diskFullPacket(i int) []byte {
-	return bytes.Repeat([]byte{byte(i), byte(i >> 8), 0xa5}, 333)
+	return bytes.Repeat([]byte{byte(i), byte(i >> 8), 0xa5}, 500)
 }
 
 // diskFull runs on a locked thread: it enters a new mount namespace,
 // mounts a small tmpfs on dir and writes a capture into it until the
 // writer fails.
-func diskFull(dir string, format Format, buffer int) (r diskFullResult) {
+func diskFull(dir string, format Format, buffer int, ref bool) (r diskFullResult) {
 	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
 		r.err = os.NewSyscallError("unshare", err)
 		return r
@@ -129,7 +134,11 @@ func diskFull(dir string, format Format, buffer int) (r diskFullResult) {
 			return r
 		}
 		p := Packet{Timestamp: int64(r.accepted), Data: diskFullPacket(r.accepted), Direction: DirectionInbound}
-		if r.writeErr = w.WritePacket(&p); r.writeErr == nil {
+		write := w.WritePacket
+		if ref {
+			write = w.WritePacketRef
+		}
+		if r.writeErr = write(&p); r.writeErr == nil {
 			r.accepted++
 		}
 	}

@@ -37,8 +37,17 @@
 //
 // Writing a packet costs no allocation. Blocks are collected in a buffer and
 // handed to the underlying io.Writer in batches of at least
-// Config.BufferSize bytes (1 MiB by default); only Flush and Close write
-// less. Flush pushes everything written so far, for live output into a pipe.
+// Config.BufferSize bytes (1 MiB by default); only Flush, Release and Close
+// write less. Flush pushes everything written so far, for live output into
+// a pipe.
+//
+// WritePacketRef spares large packets (1 KiB and more) the copy into the
+// buffer: the buffer holds the block's header and tail, and the data stays
+// where the caller has it, a capture ring for instance, until Release,
+// Flush or Close hands the batch over. Into an *os.File that is one
+// writev(2) per batch of at most 500 such packets; into another io.Writer,
+// one Write per piece. The file is the same byte for byte as with
+// WritePacket.
 //
 // # Errors
 //

@@ -238,9 +238,7 @@ func (w *ngWriter) WritePacket(p *Packet) error {
 	if orig == 0 {
 		orig = n
 	}
-	if uint(p.Interface) >= uint(len(w.snaplens)) || uint64(n) > uint64(w.snaplens[p.Interface]) ||
-		orig < n || uint64(orig) > 0xffffffff || p.Timestamp < 0 ||
-		p.Direction > DirectionOutbound || p.Reception > ReceptionPromiscuous || len(p.Comment) > MaxOptionLen {
+	if w.bad(p, n, orig) {
 		return w.invalidPacket(p)
 	}
 	if len(w.nrb) > 0 {
@@ -289,10 +287,70 @@ func (w *ngWriter) WritePacket(p *Packet) error {
 	}
 	le.PutUint32(b[total-4:], uint32(total))
 	w.delivered[p.Interface]++
-	if len(w.buf) >= w.limit {
+	if w.full() {
 		return w.flush(true)
 	}
 	return nil
+}
+
+// bad is WritePacket's one cheap test of a packet; invalidPacket says what
+// is wrong.
+func (w *ngWriter) bad(p *Packet, n, orig int) bool {
+	return uint(p.Interface) >= uint(len(w.snaplens)) || uint64(n) > uint64(w.snaplens[p.Interface]) ||
+		orig < n || uint64(orig) > 0xffffffff || p.Timestamp < 0 ||
+		p.Direction > DirectionOutbound || p.Reception > ReceptionPromiscuous || len(p.Comment) > MaxOptionLen
+}
+
+// WritePacketRef writes an Enhanced Packet Block whose data, for a large
+// packet, stays where the caller has it until the next Release, Flush or
+// Close: the buffer holds the block's header and tail around a reference.
+func (w *ngWriter) WritePacketRef(p *Packet) error {
+	n := len(p.Data)
+	if n < refMin {
+		return w.WritePacket(p)
+	}
+	if w.err != nil {
+		return w.err
+	}
+	orig := p.Length
+	if orig == 0 {
+		orig = n
+	}
+	if w.bad(p, n, orig) {
+		return w.invalidPacket(p)
+	}
+	if len(w.nrb) > 0 {
+		if err := w.writeNRB(); err != nil {
+			return err
+		}
+	}
+	flags := uint32(p.Direction) | uint32(p.Reception)<<2
+	opts := epbOptionsLen(p, flags)
+	dataEnd := 28 + pad4(n)
+	total := dataEnd + opts + 4
+	// Both pieces fit: the buffer is below its limit between blocks, and
+	// the tail (padding, options, length) is smaller than the slack.
+	b := w.grow(28)
+	ts := uint64(p.Timestamp)
+	le.PutUint32(b[0:], blockEPB)
+	le.PutUint32(b[4:], uint32(total))
+	le.PutUint32(b[8:], uint32(p.Interface))
+	le.PutUint32(b[12:], uint32(ts>>32))
+	le.PutUint32(b[16:], uint32(ts))
+	le.PutUint32(b[20:], uint32(n))
+	le.PutUint32(b[24:], uint32(orig))
+	w.writeRef(p.Data)
+	t := w.grow(total - 28 - n)
+	pad := pad4(n) - n
+	for i := range pad {
+		t[i] = 0
+	}
+	if opts > 0 {
+		putEPBOptions(t[pad:len(t)-4], p, flags)
+	}
+	le.PutUint32(t[len(t)-4:], uint32(total))
+	w.delivered[p.Interface]++
+	return w.maybeFlush()
 }
 
 // invalidPacket returns the error for a packet WritePacket refused.

@@ -91,10 +91,35 @@ func (w *pcapWriter) WritePacket(p *Packet) error {
 	}
 	copy(b, hdr[:])
 	copy(b[16:], p.Data)
-	if len(w.buf) >= w.limit {
+	if w.full() {
 		return w.flush(true)
 	}
 	return nil
+}
+
+// WritePacketRef writes a packet record whose data, for a large packet,
+// stays where the caller has it until the next Release, Flush or Close.
+func (w *pcapWriter) WritePacketRef(p *Packet) error {
+	n := len(p.Data)
+	if n < refMin || w.err != nil {
+		return w.WritePacket(p)
+	}
+	orig := p.Length
+	if orig == 0 {
+		orig = n
+	}
+	sec := uint64(p.Timestamp) / 1e9
+	if uint(p.Interface) >= uint(len(w.snaplens)) || uint64(n) > uint64(w.snaplens[p.Interface]) ||
+		orig < n || uint64(orig) > 0xffffffff || p.Timestamp < 0 || sec > 0xffffffff {
+		return w.WritePacket(p) // says what is wrong
+	}
+	b := w.grow(16) // fits: the buffer is below its limit between records
+	le.PutUint32(b[0:], uint32(sec))
+	le.PutUint32(b[4:], uint32(uint64(p.Timestamp)%1e9))
+	le.PutUint32(b[8:], uint32(n))
+	le.PutUint32(b[12:], uint32(orig))
+	w.writeRef(p.Data)
+	return w.maybeFlush()
 }
 
 // AddNames does nothing: classic pcap has no name records.

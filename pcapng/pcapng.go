@@ -208,6 +208,15 @@ type Writer interface {
 	// WritePacket writes one packet; it does not allocate and does not
 	// keep p or p.Data.
 	WritePacket(p *Packet) error
+	// WritePacketRef writes one packet like WritePacket, but may keep a
+	// reference to p.Data instead of copying it (it does so for large
+	// packets, which then reach the file in one vectored write with the
+	// blocks around them). The caller must leave p.Data unchanged until
+	// the next Release, Flush or Close returns. It does not keep p.
+	WritePacketRef(p *Packet) error
+	// Release writes out the packets whose data WritePacketRef referenced,
+	// if any, so that the caller may reuse that memory.
+	Release() error
 	// AddNames records host names for an address (a Name Resolution
 	// Block record); classic pcap ignores them.
 	AddNames(addr netip.Addr, names ...string) error
