@@ -84,6 +84,11 @@ type Packet struct {
 	IfIndex int
 	// Type says how the packet met the interface.
 	Type PacketType
+	// InRing says Data points into the ring itself, where it stays valid
+	// until RunBlocks calls its done function for the block; otherwise
+	// (a VLAN tag was put back) Data is in a scratch buffer that the next
+	// such packet reuses, and is valid only during the callback.
+	InRing bool
 }
 
 // Clone returns a copy of p whose Data the caller owns.

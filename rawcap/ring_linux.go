@@ -22,6 +22,7 @@ type Ring struct {
 	blocks  [][]byte
 	cur     int
 	w       walker
+	done    func() error // RunBlocks's end-of-block callback
 
 	closeOnce sync.Once
 	closeErr  error
@@ -217,6 +218,17 @@ func socketIn(nsfd int) (int, error) {
 // yet, and returns nil. An error from fn stops Run and is returned. Run must
 // not be called concurrently with itself.
 func (r *Ring) Run(ctx context.Context, fn func(*Packet) error) error {
+	return r.RunBlocks(ctx, fn, nil)
+}
+
+// RunBlocks is Run with a second callback: done, if not nil, is called
+// after the packets of each block were handed to fn and before the block
+// goes back to the kernel. Until then the Data of those packets that are
+// InRing stays valid and unchanged, so fn may keep references to it
+// instead of copying (a writer that hands them to writev(2) in done). An
+// error from done stops RunBlocks and is returned.
+func (r *Ring) RunBlocks(ctx context.Context, fn func(*Packet) error, done func() error) error {
+	r.done = done
 	rc, err := r.file.SyscallConn()
 	if err != nil {
 		return fmt.Errorf("read ring: %w", err)
@@ -252,6 +264,13 @@ func (r *Ring) readReady(fn func(*Packet) error) error {
 			return nil
 		}
 		err := r.w.walk(b, loadNumPkts(b), fn)
+		if r.done != nil {
+			// Even after an error: nothing may point into the block once
+			// the kernel has it back.
+			if derr := r.done(); err == nil {
+				err = derr
+			}
+		}
 		releaseBlock(b)
 		r.cur = (r.cur + 1) % len(r.blocks)
 		if err != nil {
@@ -280,9 +299,13 @@ func (r *Ring) drain(fn func(*Packet) error) error {
 	}
 	b := r.blocks[r.cur]
 	if n := loadNumPkts(b); n > 0 && loadStatus(b)&unix.TP_STATUS_USER == 0 {
-		if err := r.w.walk(b, n, fn); err != nil {
-			return err
+		err := r.w.walk(b, n, fn)
+		if r.done != nil {
+			if derr := r.done(); err == nil {
+				err = derr
+			}
 		}
+		return err
 	}
 	return nil
 }

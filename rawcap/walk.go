@@ -68,6 +68,7 @@ func (w *walker) walk(block []byte, numPkts uint32, fn func(*Packet) error) erro
 		data := h[mac : mac+snap]
 		status := ne.Uint32(h[hdrStatus:])
 		w.pkt.Length = int(ne.Uint32(h[hdrLen:]))
+		w.pkt.InRing = true
 		if status&statusVlanValid != 0 && len(data) >= 12 {
 			tpid := uint16(etherTypeVLAN)
 			if status&statusTPIDValid != 0 {
@@ -85,6 +86,7 @@ func (w *walker) walk(block []byte, numPkts uint32, fn func(*Packet) error) erro
 			copy(s[16:], data[12:])
 			data = s
 			w.pkt.Length += 4
+			w.pkt.InRing = false
 		}
 		if w.snapLen > 0 && len(data) > w.snapLen {
 			data = data[:w.snapLen]

@@ -36,7 +36,10 @@ type capture struct {
 
 // run captures until ctx is done and the ring is drained.
 func (c *capture) run(ctx context.Context) error {
-	err := c.ring.Run(ctx, c.handle)
+	// Large packets go to the file straight from the ring (writev), with
+	// no copy into the writer's buffer: the writer releases them at the
+	// end of each block, before the ring hands the block back.
+	err := c.ring.RunBlocks(ctx, c.handle, c.w.Release)
 	c.packets.Store(c.npkts)
 	c.bytes.Store(c.nbytes)
 	return err
@@ -48,7 +51,13 @@ func (c *capture) handle(p *rawcap.Packet) error {
 	c.pkt.Length = p.Length
 	c.pkt.Data = p.Data
 	c.pkt.Direction, c.pkt.Reception = direction(p.Type, p.Data, c.programSide)
-	if err := c.w.WritePacket(&c.pkt); err != nil {
+	var err error
+	if p.InRing {
+		err = c.w.WritePacketRef(&c.pkt)
+	} else {
+		err = c.w.WritePacket(&c.pkt)
+	}
+	if err != nil {
 		return err
 	}
 	if c.sum != nil {
