@@ -36,6 +36,10 @@ var (
 	flagSeconds = flag.Float64("seconds", 2, "traffic duration of one engine run")
 	flagTables  = flag.String("tables", "engine,rate,iperf,startup", "tables to print")
 	flagRing    = flag.Int("ring-mib", 64, "ring size in MiB, the same for every capture tool")
+	flagSizes   = flag.String("sizes", "64,1514", "frame sizes of table 1")
+	flagSinks   = flag.String("sinks", "/dev/null,tmpfs", "sinks of table 1")
+	flagTools   = flag.String("tools", "nsntrace,tcpdump,netsniff-ng", "capture tools of tables 1 and 2")
+	flagAlt     = flag.String("alt", "", "a second nsntrace binary to compare in tables 1 and 2 (tool nsntrace-alt), for A/B tests of a change")
 )
 
 // required maps each external program to the Debian package that has it.
@@ -85,6 +89,14 @@ func run() error {
 		return fmt.Errorf("%s not found: run make build first", bin)
 	}
 	*flagBin = bin
+	if *flagAlt != "" {
+		if *flagAlt, err = filepath.Abs(*flagAlt); err != nil {
+			return err
+		}
+		if _, err := os.Stat(*flagAlt); err != nil {
+			return fmt.Errorf("-alt: %w", err)
+		}
+	}
 
 	sigc := make(chan os.Signal, 1)
 	signal.Notify(sigc, os.Interrupt, syscall.SIGTERM)
@@ -202,9 +214,12 @@ type tool struct {
 
 func tools() []tool {
 	ring := *flagRing
-	return []tool{
+	all := []tool{
 		{"nsntrace", func(dev, out string) []string {
 			return []string{*flagBin, "--interface", dev, "-o", out}
+		}},
+		{"nsntrace-alt", func(dev, out string) []string {
+			return []string{*flagAlt, "--interface", dev, "-o", out}
 		}},
 		{"tcpdump", func(dev, out string) []string {
 			return []string{"tcpdump", "-i", dev, "-n", "-B", strconv.Itoa(ring << 10), "-w", out}
@@ -214,6 +229,19 @@ func tools() []tool {
 				"--ring-size", fmt.Sprintf("%dMiB", ring), "--bind-cpu", "1"}
 		}},
 	}
+	want := map[string]bool{}
+	for _, n := range strings.Split(*flagTools, ",") {
+		want[strings.TrimSpace(n)] = true
+	}
+	want["nsntrace"] = true // the base of every ratio
+	want["nsntrace-alt"] = *flagAlt != ""
+	var ts []tool
+	for _, t := range all {
+		if want[t.name] {
+			ts = append(ts, t)
+		}
+	}
+	return ts
 }
 
 type sample struct {
@@ -368,12 +396,19 @@ func engineTables(work string, tables map[string]bool) error {
 	if tables["engine"] {
 		fmt.Printf("\nTable 1. Capture engine at trafgen's maximum rate, %d interleaved runs of %.1f s each; medians [min..max]\n",
 			*flagRuns, *flagSeconds)
-		for _, size := range []int{64, 1514} {
+		for _, sz := range strings.Split(*flagSizes, ",") {
+			size, err := strconv.Atoi(strings.TrimSpace(sz))
+			if err != nil || size < 60 || size > 1514 {
+				return fmt.Errorf("-sizes: %q is not a frame size from 60 to 1514", sz)
+			}
 			conf, err := trafgenConf(work, size)
 			if err != nil {
 				return err
 			}
-			for _, sink := range []string{"/dev/null", "tmpfs"} {
+			for _, sink := range strings.Split(*flagSinks, ",") {
+				if sink != "/dev/null" && sink != "tmpfs" {
+					return fmt.Errorf("-sinks: %q is neither /dev/null nor tmpfs", sink)
+				}
 				res := map[string][]sample{}
 				for r := 0; r < *flagRuns; r++ {
 					for _, t := range ts {
@@ -515,6 +550,14 @@ nft add rule ip benchnat post ip saddr 10.88.0.0/24 oifname uplink0 masquerade`)
 		{"nsntrace (C, Debian)", func() *exec.Cmd {
 			return h.cmd(append([]string{*flagCBin, "-d", "uplink0", "--outfile", pcapC}, client...)...)
 		}},
+	}
+	if *flagAlt != "" {
+		paths = append(paths, struct {
+			name string
+			cmd  func() *exec.Cmd
+		}{"nsntrace-alt", func() *exec.Cmd {
+			return h.cmd(append([]string{*flagAlt, "-q", "-o", pcapOurs}, client...)...)
+		}})
 	}
 	fmt.Printf("\nTable 3. iperf3 TCP throughput of a traced client to an upstream server (%s s each, %d interleaved runs; capture to tmpfs; the C nsntrace keeps 8192 bytes of each packet, ours 262144 unless -s); medians [min..max]\n", secs, *flagRuns)
 	res := map[string][]float64{}
