@@ -264,15 +264,7 @@ func (w *ngWriter) WritePacket(p *Packet) error {
 		// Only with a snap length above the buffer's slack.
 		return w.writeLargeEPB(p, uint32(orig), flags, total)
 	}
-	ts := uint64(p.Timestamp)
-	_ = b[27]
-	le.PutUint32(b[0:], blockEPB)
-	le.PutUint32(b[4:], uint32(total))
-	le.PutUint32(b[8:], uint32(p.Interface))
-	le.PutUint32(b[12:], uint32(ts>>32))
-	le.PutUint32(b[16:], uint32(ts))
-	le.PutUint32(b[20:], uint32(n))
-	le.PutUint32(b[24:], uint32(orig))
+	putEPBHeader(b, p, total, n, orig)
 	if n&3 != 0 {
 		le.PutUint32(b[dataEnd-4:], 0) // zero the padding; copy overwrites the rest
 	}
@@ -291,6 +283,19 @@ func (w *ngWriter) WritePacket(p *Packet) error {
 		return w.flush(true)
 	}
 	return nil
+}
+
+// putEPBHeader fills the first 28 bytes of an Enhanced Packet Block.
+func putEPBHeader(b []byte, p *Packet, total, n, orig int) {
+	ts := uint64(p.Timestamp)
+	_ = b[27]
+	le.PutUint32(b[0:], blockEPB)
+	le.PutUint32(b[4:], uint32(total))
+	le.PutUint32(b[8:], uint32(p.Interface))
+	le.PutUint32(b[12:], uint32(ts>>32))
+	le.PutUint32(b[16:], uint32(ts))
+	le.PutUint32(b[20:], uint32(n))
+	le.PutUint32(b[24:], uint32(orig))
 }
 
 // bad is WritePacket's one cheap test of a packet; invalidPacket says what
@@ -330,15 +335,7 @@ func (w *ngWriter) WritePacketRef(p *Packet) error {
 	total := dataEnd + opts + 4
 	// Both pieces fit: the buffer is below its limit between blocks, and
 	// the tail (padding, options, length) is smaller than the slack.
-	b := w.grow(28)
-	ts := uint64(p.Timestamp)
-	le.PutUint32(b[0:], blockEPB)
-	le.PutUint32(b[4:], uint32(total))
-	le.PutUint32(b[8:], uint32(p.Interface))
-	le.PutUint32(b[12:], uint32(ts>>32))
-	le.PutUint32(b[16:], uint32(ts))
-	le.PutUint32(b[20:], uint32(n))
-	le.PutUint32(b[24:], uint32(orig))
+	putEPBHeader(w.grow(28), p, total, n, orig)
 	w.writeRef(p.Data)
 	t := w.grow(total - 28 - n)
 	pad := pad4(n) - n
@@ -414,14 +411,7 @@ func putEPBOptions(o []byte, p *Packet, flags uint32) {
 // once, streaming its data in full batches.
 func (w *ngWriter) writeLargeEPB(p *Packet, orig, flags uint32, total int) error {
 	var hdr [28]byte
-	ts := uint64(p.Timestamp)
-	le.PutUint32(hdr[0:], blockEPB)
-	le.PutUint32(hdr[4:], uint32(total))
-	le.PutUint32(hdr[8:], uint32(p.Interface))
-	le.PutUint32(hdr[12:], uint32(ts>>32))
-	le.PutUint32(hdr[16:], uint32(ts))
-	le.PutUint32(hdr[20:], uint32(len(p.Data)))
-	le.PutUint32(hdr[24:], orig)
+	putEPBHeader(hdr[:], p, total, len(p.Data), int(orig))
 	if err := w.write(hdr[:], false); err != nil {
 		return err
 	}

@@ -65,8 +65,7 @@ func (w *pcapWriter) WritePacket(p *Packet) error {
 		orig = n
 	}
 	sec := uint64(p.Timestamp) / 1e9
-	if uint(p.Interface) >= uint(len(w.snaplens)) || uint64(n) > uint64(w.snaplens[p.Interface]) ||
-		orig < n || uint64(orig) > 0xffffffff || p.Timestamp < 0 || sec > 0xffffffff {
+	if w.bad(p, n, orig, sec) {
 		if _, err := checkPacket(p, w.snaplens); err != nil {
 			return err
 		}
@@ -97,6 +96,13 @@ func (w *pcapWriter) WritePacket(p *Packet) error {
 	return nil
 }
 
+// bad is the one cheap test of a packet record; checkPacket says what is
+// wrong.
+func (w *pcapWriter) bad(p *Packet, n, orig int, sec uint64) bool {
+	return uint(p.Interface) >= uint(len(w.snaplens)) || uint64(n) > uint64(w.snaplens[p.Interface]) ||
+		orig < n || uint64(orig) > 0xffffffff || p.Timestamp < 0 || sec > 0xffffffff
+}
+
 // WritePacketRef writes a packet record whose data, for a large packet,
 // stays where the caller has it until the next Release, Flush or Close.
 func (w *pcapWriter) WritePacketRef(p *Packet) error {
@@ -109,8 +115,7 @@ func (w *pcapWriter) WritePacketRef(p *Packet) error {
 		orig = n
 	}
 	sec := uint64(p.Timestamp) / 1e9
-	if uint(p.Interface) >= uint(len(w.snaplens)) || uint64(n) > uint64(w.snaplens[p.Interface]) ||
-		orig < n || uint64(orig) > 0xffffffff || p.Timestamp < 0 || sec > 0xffffffff {
+	if w.bad(p, n, orig, sec) {
 		return w.WritePacket(p) // says what is wrong
 	}
 	b := w.grow(16) // fits: the buffer is below its limit between records
