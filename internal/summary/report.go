@@ -17,20 +17,27 @@ type Meta struct {
 	Ended      time.Time
 	Packets    uint64 // captured
 	Dropped    uint64 // dropped by the kernel
+	// NamePacketsSkipped counts packets that might have carried a name
+	// but were not decoded: the decoder beside the capture had no room.
+	NamePacketsSkipped uint64
 }
 
 // Report is the summary of one trace; its JSON form is the documented
 // schema (see the package doc).
 type Report struct {
-	Command     []string     `json:"command"`
-	ExitStatus  int          `json:"exit_status"`
-	Started     time.Time    `json:"started"`
-	Ended       time.Time    `json:"ended"`
-	Packets     uint64       `json:"packets"`
-	Dropped     uint64       `json:"dropped"`
-	Untracked   uint64       `json:"untracked_conversations"`
-	Connections []Connection `json:"connections"`
-	DNSFailures []Failure    `json:"dns_failures"`
+	Command    []string  `json:"command"`
+	ExitStatus int       `json:"exit_status"`
+	Started    time.Time `json:"started"`
+	Ended      time.Time `json:"ended"`
+	Packets    uint64    `json:"packets"`
+	Dropped    uint64    `json:"dropped"`
+	Untracked  uint64    `json:"untracked_conversations"`
+	// UntrackedPackets and NamePacketsSkipped were added after the first
+	// version of the schema.
+	UntrackedPackets   uint64       `json:"untracked_packets"`
+	NamePacketsSkipped uint64       `json:"name_packets_skipped"`
+	Connections        []Connection `json:"connections"`
+	DNSFailures        []Failure    `json:"dns_failures"`
 }
 
 // Connection is one conversation.
@@ -50,63 +57,61 @@ type Connection struct {
 	State      string    `json:"state"`
 }
 
-func (c *conv) state(p Proto) string {
-	switch p {
+func (e *entry) state() string {
+	switch e.key.proto() {
 	case ProtoTCP:
-		switch {
-		case (c.synOut && c.synAckIn) || (c.synIn && c.synAckOut):
+		switch f := e.flags; {
+		case f&fSynOut != 0 && f&fSynAckIn != 0, f&fSynIn != 0 && f&fSynAckOut != 0:
 			return "established"
-		case c.synOut && c.rstIn, c.synIn && c.rstOut:
+		case f&fSynOut != 0 && f&fRstIn != 0, f&fSynIn != 0 && f&fRstOut != 0:
 			return "refused"
-		case c.synOut || c.synIn:
+		case f&(fSynOut|fSynIn) != 0:
 			return "no answer"
 		}
 		return "partial"
 	default:
-		if c.outbound && c.pktsIn == 0 || !c.outbound && c.pktsOut == 0 {
+		if out := e.flags&fOutbound != 0; out && e.pktsIn == 0 || !out && e.pktsOut == 0 {
 			return "no answer"
 		}
 		return "answered"
 	}
 }
 
-// Report builds the summary. Queries still unanswered count as failed.
-func (t *Tracker) Report(m Meta) *Report {
+// NewReport builds the summary from a conversation table and the names
+// decoded beside it; neither may change while it runs. Queries still
+// unanswered count as failed.
+func NewReport(m Meta, f *Flows, n *Names) *Report {
 	r := &Report{
 		Command: m.Command, ExitStatus: m.ExitStatus, Started: m.Started.UTC(), Ended: m.Ended.UTC(),
-		Packets: m.Packets, Dropped: m.Dropped, Untracked: t.untracked,
-		Connections: []Connection{}, DNSFailures: append([]Failure{}, t.failures...),
+		Packets: m.Packets, Dropped: m.Dropped,
+		Untracked: f.Untracked(), UntrackedPackets: f.UntrackedPackets(), NamePacketsSkipped: m.NamePacketsSkipped,
+		Connections: make([]Connection, 0, len(f.ents)), DNSFailures: append([]Failure{}, n.failures...),
 	}
-	for _, id := range t.qorder {
-		if q := t.queries[id]; q != nil && !q.done {
+	if r.Command == nil {
+		r.Command = []string{}
+	}
+	for _, id := range n.qorder {
+		if q := n.queries[id]; q != nil && !q.done {
 			r.DNSFailures = append(r.DNSFailures, Failure{Name: q.name, Type: q.qtype, RCode: "no answer"})
 		}
 	}
-	for k, c := range t.convs {
+	for i := range f.ents {
+		e := &f.ents[i]
+		remote := e.key.remoteAddrPort()
 		conn := Connection{
-			Proto: k.proto.String(), Direction: "inbound",
-			RemoteAddr: k.remote.Addr().String(), RemotePort: k.remote.Port(), LocalPort: k.local.Port(),
-			Names:      []string{},
-			PacketsOut: c.pktsOut, PacketsIn: c.pktsIn, BytesOut: c.bytesOut, BytesIn: c.bytesIn,
-			FirstSeen: nsTime(c.first), LastSeen: nsTime(c.last), State: c.state(k.proto),
+			Proto: e.key.proto().String(), Direction: "inbound",
+			RemoteAddr: remote.Addr().String(), RemotePort: remote.Port(), LocalPort: e.key.localPort(),
+			Names:      append([]string{}, n.names[remote.Addr()]...),
+			PacketsOut: e.pktsOut, PacketsIn: e.pktsIn, BytesOut: e.bytesOut, BytesIn: e.bytesIn,
+			FirstSeen: nsTime(e.first), LastSeen: nsTime(e.last), State: e.state(),
 		}
-		if c.outbound {
+		if e.flags&fOutbound != 0 {
 			conn.Direction = "outbound"
-		}
-		seen := map[string]bool{}
-		for n := range c.names {
-			seen[n] = true
-		}
-		for _, n := range t.names[k.remote.Addr()] {
-			seen[n] = true
-		}
-		for n := range seen {
-			conn.Names = append(conn.Names, n)
 		}
 		sort.Strings(conn.Names)
 		r.Connections = append(r.Connections, conn)
 	}
-	sort.Slice(r.Connections, func(i, j int) bool {
+	sort.SliceStable(r.Connections, func(i, j int) bool {
 		a, b := r.Connections[i], r.Connections[j]
 		if a.Direction != b.Direction {
 			return a.Direction == "outbound"
@@ -196,7 +201,7 @@ func (r *Report) WriteText(w io.Writer) error {
 		}
 	}
 	if r.Untracked > 0 {
-		fmt.Fprintf(&b, "(%d more conversations were not tracked: table full)\n", r.Untracked)
+		fmt.Fprintf(&b, "(about %d more conversations, %d packets, were not tracked: table full)\n", r.Untracked, r.UntrackedPackets)
 	}
 	if b.Len() == 0 {
 		b.WriteString("No connections.\n")
