@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/binary"
 	"encoding/json"
+	"io"
 	"net"
 	"net/netip"
 	"runtime"
@@ -368,5 +369,62 @@ func BenchmarkMillionFlows(b *testing.B) {
 		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/1e6, "MB-heap")
 		b.ReportMetric(float64(tr.Flows().Len()), "tracked")
 		runtime.KeepAlive(tr)
+	}
+}
+
+// BenchmarkReport is the end of a busy trace: a full table to report and
+// write as JSON.
+func BenchmarkReport(b *testing.B) {
+	tr := New(nil)
+	fr := frame(b, pkt{src: local, dst: web, sport: 1, dport: 2, udp: true, payload: []byte("x")})
+	for j := 0; j < DefaultMaxConversations; j++ {
+		binary.BigEndian.PutUint32(fr[30:], uint32(j))
+		tr.Observe(fr, len(fr), int64(j), true)
+	}
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		r := tr.Report(Meta{})
+		if err := r.WriteJSON(io.Discard); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestWriteJSON: the hand-written encoding of connections decodes to what
+// was written, escapes included, and the whole file is one JSON value.
+func TestWriteJSON(t *testing.T) {
+	ts := time.Date(2026, 11, 22, 10, 0, 0, 123456789, time.UTC)
+	r := &Report{
+		Command: []string{"sh", "-c", `echo "connections": []`}, Started: ts, Ended: ts.Add(time.Second),
+		Packets: 3, Untracked: 1, UntrackedPackets: 2, NamePacketsSkipped: 4,
+		Connections: []Connection{
+			{Proto: "tcp", Direction: "outbound", RemoteAddr: "fd77:80::80", RemotePort: 443, LocalPort: 50000,
+				Names: []string{"a.test", "we\"ird\\\x01\u2028.test"}, PacketsOut: 1, PacketsIn: 2, BytesOut: 3, BytesIn: 4,
+				FirstSeen: ts, LastSeen: ts.Add(time.Millisecond), State: "established"},
+			{Proto: "udp", Direction: "inbound", RemoteAddr: "10.0.0.1", Names: []string{}, FirstSeen: time.Unix(0, 0).UTC(), LastSeen: ts, State: "answered"},
+		},
+		DNSFailures: []Failure{},
+	}
+	var b bytes.Buffer
+	if err := r.WriteJSON(&b); err != nil {
+		t.Fatal(err)
+	}
+	var got Report
+	dec := json.NewDecoder(&b)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&got); err != nil {
+		t.Fatalf("%v\n%s", err, b.String())
+	}
+	if dec.More() {
+		t.Fatal("more than one JSON value")
+	}
+	want, _ := json.Marshal(r)
+	have, _ := json.Marshal(&got)
+	if !bytes.Equal(want, have) {
+		t.Errorf("round trip:\n%s\nwant:\n%s", have, want)
+	}
+	var empty bytes.Buffer
+	if err := (&Report{Connections: []Connection{}}).WriteJSON(&empty); err != nil || !json.Valid(empty.Bytes()) {
+		t.Errorf("empty report: %v\n%s", err, empty.String())
 	}
 }
