@@ -1,6 +1,7 @@
 package summary
 
 import (
+	"encoding/binary"
 	"math"
 	"math/bits"
 	"math/rand/v2"
@@ -28,10 +29,11 @@ const nameSegments = 4
 // beyond the headers: a ClientHello or a request head fits.
 const nameHead = 16 << 10
 
-// untrackedBits sizes the bit array that estimates how many distinct
-// conversations did not fit the table (linear counting): 128 KiB, good to
-// a few per cent up to several million conversations.
-const untrackedBits = 1 << 20
+// minFilterWords is the least size of the filter, in pairs of words: its
+// second words are also the bit array that estimates how many distinct
+// conversations did not fit the table (linear counting), and 2^19 bits
+// keep that estimate within a per cent up to about four million.
+const minFilterWords = 1 << 13
 
 type entry struct {
 	key         flowKey
@@ -54,12 +56,63 @@ type Flows struct {
 	slots []uint64 // 0: empty; else hash tag<<32 | index+1 into ents
 	mask  uint64
 	seed  uint64
-	last  int // index of the conversation of the previous packet, or -1
+	// filter holds pairs of words. The first of each pair has two bits
+	// set for the hash of every conversation in the table (a blocked
+	// Bloom filter, at least eight bits per conversation): once the table
+	// is full, most packets of conversations not in it learn so from this
+	// array rather than from a probe of slots, which is eight times
+	// larger and out of cache. The second word of the pair counts them
+	// (linear counting), so that such a packet touches one cache line.
+	filter     []uint64
+	filterMask uint64
+	last       int // index of the conversation of the previous packet, or -1
+	// hot remembers, for each direction, the raw header bytes of the last
+	// packet parse4Fast read, if its conversation wants nothing more than
+	// counting: the next packet of a bulk transfer is then counted without
+	// being parsed or hashed.
+	hot [2]hotFlow
 
 	packets       uint64
 	untrackedPkts uint64
-	untrackedSet  []uint64 // linear-counting bits over untracked conversations
-	untrackedOnes int
+	untrackedOnes int // bits set in the second words of filter
+}
+
+type hotFlow struct {
+	addrs uint64 // frame bytes 26..33: IPv4 source and destination
+	ports uint32 // frame bytes 34..37
+	proto uint8  // 6 or 17
+	valid bool
+	idx   int
+}
+
+// hit reports whether b is of h's conversation and shape, checking what
+// parse4Fast checks, and is not a SYN or RST (which change its state).
+func (h *hotFlow) hit(b []byte) bool {
+	if len(b) < 42 || binary.LittleEndian.Uint64(b[26:]) != h.addrs || binary.LittleEndian.Uint32(b[34:]) != h.ports {
+		return false
+	}
+	w := binary.BigEndian.Uint64(b[12:]) // EtherType, version/IHL, TOS, total length, ID
+	v := binary.BigEndian.Uint32(b[20:]) // flags/fragment offset, TTL, protocol
+	if w>>40 != 0x080045 || v&0x3fff0000 != 0 || uint8(v) != h.proto {
+		return false
+	}
+	n := int(uint16(w >> 16))
+	if n == 0 {
+		n = len(b) - 14
+	}
+	end := min(len(b), 14+n)
+	if n < 28 {
+		return false
+	}
+	if h.proto == 6 {
+		if end < 54 || b[47]&(tcpSYN|tcpRST) != 0 {
+			return false
+		}
+		doff := int(b[46]>>4) * 4
+		return doff >= 20 && 34+doff <= end
+	}
+	ul := binary.BigEndian.Uint16(b[38:])
+	return ul == 0 || ul >= 8
 }
 
 // NewFlows returns an empty table with room for cfg.MaxConversations.
@@ -71,13 +124,15 @@ func NewFlows(cfg *Config) *Flows {
 	// At most half full, so that a probe for a conversation that is not
 	// there (every packet once the table is full) ends after a few slots.
 	size := uint64(1) << bits.Len64(uint64(2*n-1))
+	words := max(size/16, minFilterWords)
 	return &Flows{
-		ents:         make([]entry, 0, n),
-		slots:        make([]uint64, size),
-		mask:         size - 1,
-		seed:         rand.Uint64() | 1, // a traced program cannot aim at collisions
-		last:         -1,
-		untrackedSet: make([]uint64, untrackedBits/64),
+		ents:       make([]entry, 0, n),
+		slots:      make([]uint64, size),
+		mask:       size - 1,
+		filter:     make([]uint64, 2*words),
+		filterMask: words - 1,
+		seed:       rand.Uint64() | 1, // a traced program cannot aim at collisions
+		last:       -1,
 	}
 }
 
@@ -89,6 +144,27 @@ func NewFlows(cfg *Config) *Flows {
 // not allocate.
 func (f *Flows) Account(data []byte, length int, ts int64, outbound bool) int {
 	f.packets++
+	dir := 0
+	if outbound {
+		dir = 1
+	}
+	if h := &f.hot[dir]; h.valid && h.hit(data) {
+		e := &f.ents[h.idx]
+		e.last = ts
+		if outbound {
+			e.pktsOut++
+			e.bytesOut += uint64(length)
+		} else {
+			e.pktsIn++
+			e.bytesIn += uint64(length)
+		}
+		return 0
+	}
+	return f.account(data, length, ts, outbound, dir)
+}
+
+// account is Account for packets the hot path did not take.
+func (f *Flows) account(data []byte, length int, ts int64, outbound bool, dir int) int {
 	var p parsed
 	if !parseFrame(data, outbound, &p) {
 		return 0
@@ -119,16 +195,21 @@ func (f *Flows) Account(data []byte, length int, ts int64, outbound bool) int {
 	if proto == ProtoTCP {
 		e.flags |= tcpEvents(p.tcpFlags, outbound)
 	}
+	wantsNames := dns || proto == ProtoTCP && outbound && e.nameSegs < nameSegments
+	if p.fast && !wantsNames {
+		f.hot[dir] = hotFlow{
+			addrs: binary.LittleEndian.Uint64(data[26:]), ports: binary.LittleEndian.Uint32(data[34:]),
+			proto: data[23], valid: true, idx: f.last,
+		}
+	}
 	switch {
-	case p.payload == 0:
+	case p.payload == 0 || !wantsNames:
 		return 0
 	case dns:
 		return len(data)
-	case proto == ProtoTCP && outbound && e.nameSegs < nameSegments:
-		e.nameSegs++
-		return min(len(data), p.l4off+nameHead)
 	}
-	return 0
+	e.nameSegs++
+	return min(len(data), p.l4off+nameHead)
 }
 
 func tcpEvents(fl uint8, outbound bool) uint8 {
@@ -152,15 +233,25 @@ func tcpEvents(fl uint8, outbound bool) uint8 {
 // is full and k not in it (counted as untracked).
 func (f *Flows) lookup(k *flowKey, tcpFlags uint8, outbound bool, ts int64) *entry {
 	h := f.hash(k)
+	// Two bits in one word (a blocked Bloom filter): one cache line, and
+	// 5% false positives at eight bits per conversation.
+	fw := f.filter[2*((h>>20)&f.filterMask):]
+	fw = fw[:2:2]
+	pm := uint64(1)<<(h>>8&63) | uint64(1)<<(h>>14&63)
+	if fw[0]&pm != pm && len(f.ents) == cap(f.ents) {
+		f.untracked(&fw[1], h)
+		return nil
+	}
 	tag := h>>32 | 1<<31 // never 0, so that 0 marks an empty slot
 	for i := h & f.mask; ; i = (i + 1) & f.mask {
 		s := f.slots[i]
 		if s == 0 {
 			if len(f.ents) == cap(f.ents) {
-				f.untracked(h)
+				f.untracked(&fw[1], h) // a false positive of the filter
 				return nil
 			}
 			f.ents = append(f.ents, entry{key: *k, first: ts, flags: initiator(k, tcpFlags, outbound)})
+			fw[0] |= pm
 			f.slots[i] = tag<<32 | uint64(len(f.ents))
 			f.last = len(f.ents) - 1
 			return &f.ents[f.last]
@@ -194,11 +285,9 @@ func initiator(k *flowKey, fl uint8, outbound bool) uint8 {
 	return mid
 }
 
-func (f *Flows) untracked(h uint64) {
+func (f *Flows) untracked(w *uint64, h uint64) {
 	f.untrackedPkts++
-	b := (h >> 40) & (untrackedBits - 1)
-	w, m := &f.untrackedSet[b/64], uint64(1)<<(b%64)
-	if *w&m == 0 {
+	if m := uint64(1) << (h >> 40 & 63); *w&m == 0 {
 		*w |= m
 		f.untrackedOnes++
 	}
@@ -211,11 +300,12 @@ func (f *Flows) Untracked() uint64 {
 	if f.untrackedOnes == 0 {
 		return 0
 	}
-	zero := untrackedBits - f.untrackedOnes
+	m := 64 * (len(f.filter) / 2)
+	zero := m - f.untrackedOnes
 	if zero == 0 {
 		return f.untrackedPkts // saturated: an upper bound is all that is left
 	}
-	est := -float64(untrackedBits) * math.Log(float64(zero)/untrackedBits)
+	est := -float64(m) * math.Log(float64(zero)/float64(m))
 	return min(uint64(math.Round(est)), f.untrackedPkts)
 }
 

@@ -83,6 +83,7 @@ type parsed struct {
 	tcpFlags uint8 // byte 13 of the TCP header; 0 unless key.proto is ProtoTCP
 	l4off    int   // offset in the frame of the TCP/UDP payload
 	payload  int   // bytes of TCP/UDP payload captured (within the IP length)
+	fast     bool  // parse4Fast read it: Flows may remember the shape
 }
 
 const (
@@ -109,8 +110,10 @@ const (
 // parseFrame must not allocate: it runs on the capture path.
 func parseFrame(b []byte, outbound bool, p *parsed) bool {
 	if len(b) >= 42 && b[12] == 0x08 && b[13] == 0x00 && b[14] == 0x45 && parse4Fast(b, outbound, p) {
+		p.fast = true
 		return true
 	}
+	p.fast = false
 	return parseAny(b, outbound, p)
 }
 
@@ -185,7 +188,7 @@ func parseAny(b []byte, outbound bool, p *parsed) bool {
 		src, dst []byte
 		l4       []byte
 		proto    uint8
-		frag     bool
+		frag     bool // no transport header: a fragment, or cut short
 		v6       bool
 	)
 	switch et {
@@ -231,16 +234,21 @@ func parseAny(b []byte, outbound bool, p *parsed) bool {
 		}
 		// Extension headers: each is at least 8 bytes, so this ends.
 	ext:
-		for {
+		for first := true; ; first = false {
 			switch proto {
 			case 0, 43, 60: // hop-by-hop, routing, destination options
 				if len(l4) < 2 || len(l4) < int(l4[1])*8+8 {
-					return false
+					if first && proto == 0 {
+						return false // hop-by-hop options belong to the IPv6 header
+					}
+					frag = true // cut short: no transport header to read
+					break ext
 				}
 				proto, l4 = l4[0], l4[int(l4[1])*8+8:]
 			case 44: // fragment
 				if len(l4) < 8 {
-					return false
+					frag = true
+					break ext
 				}
 				// Only an atomic fragment (offset 0, no more) carries the
 				// next header whole.
