@@ -316,6 +316,34 @@ func TestCap(t *testing.T) {
 	}
 }
 
+// TestAccountAllocs: the capture path's part costs no allocation, for a
+// packet of a known conversation, of a new one, and of one beyond the cap.
+func TestAccountAllocs(t *testing.T) {
+	const max = 1 << 14
+	f := NewFlows(&Config{MaxConversations: max})
+	b := frame(t, pkt{src: local, dst: web, sport: 50000, dport: 80, tcp: &layers.TCP{ACK: true}, payload: bytes.Repeat([]byte{1}, 100)})
+	b6 := frame(t, pkt{src: local6, dst: web6, sport: 50000, dport: 80, udp: true, payload: []byte{1}})
+	f.Account(b, len(b), 1, true)
+	if a := testing.AllocsPerRun(1000, func() { f.Account(b, len(b), 2, true) }); a != 0 {
+		t.Errorf("Account of a known conversation allocates %v times", a)
+	}
+	port := uint16(0)
+	newFlow := func() {
+		port++
+		binary.BigEndian.PutUint16(b6[54:], port) // a new source port
+		f.Account(b6, len(b6), 3, true)
+	}
+	if a := testing.AllocsPerRun(max/2, newFlow); a != 0 {
+		t.Errorf("Account of a new conversation allocates %v times", a)
+	}
+	for f.Len() < max {
+		newFlow()
+	}
+	if a := testing.AllocsPerRun(1000, newFlow); a != 0 || f.UntrackedPackets() == 0 {
+		t.Errorf("Account beyond the cap allocates %v times (%d untracked)", a, f.UntrackedPackets())
+	}
+}
+
 func TestObserveAllocs(t *testing.T) {
 	tr := New(nil)
 	b := frame(t, pkt{src: local, dst: web, sport: 50000, dport: 80, tcp: &layers.TCP{ACK: true}, payload: bytes.Repeat([]byte{1}, 1400)})
@@ -426,5 +454,59 @@ func TestWriteJSON(t *testing.T) {
 	var empty bytes.Buffer
 	if err := (&Report{Connections: []Connection{}}).WriteJSON(&empty); err != nil || !json.Valid(empty.Bytes()) {
 		t.Errorf("empty report: %v\n%s", err, empty.String())
+	}
+}
+
+// TestNamePackets: Account hands the name decoder DNS (also when the
+// table is full) and the first few payload segments a program sends on a
+// TCP connection, and nothing else.
+func TestNamePackets(t *testing.T) {
+	f := NewFlows(&Config{MaxConversations: 3})
+	ack := func() *layers.TCP { return &layers.TCP{ACK: true, PSH: true} }
+	big := bytes.Repeat([]byte{'x'}, 20000)
+	out := frame(t, pkt{src: local, dst: web, sport: 50000, dport: 443, tcp: ack(), payload: big})
+	for i := 0; i < nameSegments; i++ {
+		if n := f.Account(out, len(out), 1, true); n != 54+nameHead {
+			t.Fatalf("outbound segment %d: %d bytes for the decoder, want %d", i, n, 54+nameHead)
+		}
+	}
+	if n := f.Account(out, len(out), 1, true); n != 0 {
+		t.Errorf("segment %d still goes to the decoder (%d bytes)", nameSegments, n)
+	}
+	in := frame(t, pkt{src: web, dst: local, sport: 443, dport: 50001, tcp: ack(), payload: []byte("hello")})
+	if n := f.Account(in, len(in), 1, false); n != 0 {
+		t.Errorf("inbound payload goes to the decoder")
+	}
+	bare := frame(t, pkt{src: local, dst: web, sport: 50002, dport: 443, tcp: &layers.TCP{SYN: true}})
+	if n := f.Account(bare, len(bare), 1, true); n != 0 {
+		t.Errorf("a segment without payload goes to the decoder")
+	}
+	// The table (3) is full now.
+	dns := frame(t, pkt{src: dnsSrv, dst: local, sport: 53, dport: 40000, udp: true, payload: []byte("answer")})
+	if n := f.Account(dns, len(dns), 1, false); n != len(dns) || f.UntrackedPackets() != 1 {
+		t.Errorf("DNS beyond the cap: %d bytes for the decoder, %d untracked", n, f.UntrackedPackets())
+	}
+	other := frame(t, pkt{src: local, dst: web, sport: 50003, dport: 443, tcp: ack(), payload: []byte("x")})
+	if n := f.Account(other, len(other), 1, true); n != 0 {
+		t.Errorf("TCP payload of an untracked conversation goes to the decoder")
+	}
+}
+
+// BenchmarkAccount is the capture path's part of the summary alone: a
+// UDP packet of one conversation, or of a new conversation every time
+// (the table fills, then every packet is a miss: the worst case).
+func BenchmarkAccount(b *testing.B) {
+	for _, many := range []bool{false, true} {
+		b.Run(map[bool]string{false: "one", true: "many"}[many], func(b *testing.B) {
+			f := NewFlows(nil)
+			fr := frame(b, pkt{src: local, dst: web, sport: 4000, dport: 9, udp: true, payload: make([]byte, 22)})
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				if many {
+					binary.BigEndian.PutUint32(fr[30:], uint32(i))
+				}
+				f.Account(fr, len(fr), int64(i), false)
+			}
+		})
 	}
 }
