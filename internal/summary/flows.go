@@ -56,7 +56,7 @@ type Flows struct {
 	slots []uint64 // 0: empty; else hash tag<<32 | index+1 into ents
 	mask  uint64
 	seed  uint64
-	// filter holds pairs of words. The first of each pair has two bits
+	// filter holds pairs of words. The first of each pair has three bits
 	// set for the hash of every conversation in the table (a blocked
 	// Bloom filter, at least eight bits per conversation): once the table
 	// is full, most packets of conversations not in it learn so from this
@@ -72,7 +72,6 @@ type Flows struct {
 	// being parsed or hashed.
 	hot [2]hotFlow
 
-	packets       uint64
 	untrackedPkts uint64
 	untrackedOnes int // bits set in the second words of filter
 }
@@ -83,36 +82,6 @@ type hotFlow struct {
 	proto uint8  // 6 or 17
 	valid bool
 	idx   int
-}
-
-// hit reports whether b is of h's conversation and shape, checking what
-// parse4Fast checks, and is not a SYN or RST (which change its state).
-func (h *hotFlow) hit(b []byte) bool {
-	if len(b) < 42 || binary.LittleEndian.Uint64(b[26:]) != h.addrs || binary.LittleEndian.Uint32(b[34:]) != h.ports {
-		return false
-	}
-	w := binary.BigEndian.Uint64(b[12:]) // EtherType, version/IHL, TOS, total length, ID
-	v := binary.BigEndian.Uint32(b[20:]) // flags/fragment offset, TTL, protocol
-	if w>>40 != 0x080045 || v&0x3fff0000 != 0 || uint8(v) != h.proto {
-		return false
-	}
-	n := int(uint16(w >> 16))
-	if n == 0 {
-		n = len(b) - 14
-	}
-	end := min(len(b), 14+n)
-	if n < 28 {
-		return false
-	}
-	if h.proto == 6 {
-		if end < 54 || b[47]&(tcpSYN|tcpRST) != 0 {
-			return false
-		}
-		doff := int(b[46]>>4) * 4
-		return doff >= 20 && 34+doff <= end
-	}
-	ul := binary.BigEndian.Uint16(b[38:])
-	return ul == 0 || ul >= 8
 }
 
 // NewFlows returns an empty table with room for cfg.MaxConversations.
@@ -143,22 +112,43 @@ func NewFlows(cfg *Config) *Flows {
 // that cannot teach a name, which is nearly all of a busy trace. It does
 // not allocate.
 func (f *Flows) Account(data []byte, length int, ts int64, outbound bool) int {
-	f.packets++
 	dir := 0
 	if outbound {
 		dir = 1
 	}
-	if h := &f.hot[dir]; h.valid && h.hit(data) {
-		e := &f.ents[h.idx]
-		e.last = ts
-		if outbound {
-			e.pktsOut++
-			e.bytesOut += uint64(length)
-		} else {
-			e.pktsIn++
-			e.bytesIn += uint64(length)
+	// The hot path, written out here rather than called: it is most of
+	// what a busy capture runs. It checks what parse4Fast checks, and
+	// leaves SYN and RST segments (which change a conversation's state)
+	// to the full path.
+	if h := &f.hot[dir]; h.valid && len(data) >= 42 &&
+		binary.LittleEndian.Uint64(data[26:]) == h.addrs && binary.LittleEndian.Uint32(data[34:]) == h.ports {
+		w := binary.BigEndian.Uint64(data[12:]) // EtherType, version/IHL, TOS, total length, ID
+		v := binary.BigEndian.Uint32(data[20:]) // flags/fragment offset, TTL, protocol
+		n := int(uint16(w >> 16))
+		if n == 0 {
+			n = len(data) - 14
 		}
-		return 0
+		end := min(len(data), 14+n)
+		ok := w>>40 == 0x080045 && v&0x3fff0000 == 0 && uint8(v) == h.proto && n >= 28
+		if ok && h.proto == 6 {
+			doff := int(data[46]>>4) * 4
+			ok = end >= 54 && data[47]&(tcpSYN|tcpRST) == 0 && doff >= 20 && 34+doff <= end
+		} else if ok {
+			ul := binary.BigEndian.Uint16(data[38:])
+			ok = ul == 0 || ul >= 8
+		}
+		if ok {
+			e := &f.ents[h.idx]
+			e.last = ts
+			if outbound {
+				e.pktsOut++
+				e.bytesOut += uint64(length)
+			} else {
+				e.pktsIn++
+				e.bytesIn += uint64(length)
+			}
+			return 0
+		}
 	}
 	return f.account(data, length, ts, outbound, dir)
 }
@@ -233,11 +223,11 @@ func tcpEvents(fl uint8, outbound bool) uint8 {
 // is full and k not in it (counted as untracked).
 func (f *Flows) lookup(k *flowKey, tcpFlags uint8, outbound bool, ts int64) *entry {
 	h := f.hash(k)
-	// Two bits in one word (a blocked Bloom filter): one cache line, and
-	// 5% false positives at eight bits per conversation.
+	// Three bits in one word (a blocked Bloom filter): one cache line, and
+	// 3% false positives at eight bits per conversation.
 	fw := f.filter[2*((h>>20)&f.filterMask):]
 	fw = fw[:2:2]
-	pm := uint64(1)<<(h>>8&63) | uint64(1)<<(h>>14&63)
+	pm := uint64(1)<<(h>>2&63) | uint64(1)<<(h>>8&63) | uint64(1)<<(h>>14&63)
 	if fw[0]&pm != pm && len(f.ents) == cap(f.ents) {
 		f.untracked(&fw[1], h)
 		return nil
@@ -315,9 +305,6 @@ func (f *Flows) UntrackedPackets() uint64 { return f.untrackedPkts }
 
 // Len is the number of conversations in the table.
 func (f *Flows) Len() int { return len(f.ents) }
-
-// Packets is the number of frames accounted.
-func (f *Flows) Packets() uint64 { return f.packets }
 
 // hash mixes the key's five words with 64x64->128-bit multiplications
 // (the folded multiply of wyhash-style hashes): a few ns, no allocation.
