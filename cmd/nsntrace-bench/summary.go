@@ -102,7 +102,8 @@ func summaryTable(work string) error {
 
 	fmt.Printf("\nTable 5. The connection summary's cost: nsntrace --interface -o tmpfs-file at trafgen's maximum rate, without and with --summary, %d interleaved runs of %.1f s each; medians [min..max]\n",
 		*flagRuns, *flagSeconds)
-	fmt.Println("  rate = captured per second, the capture rate; where captured/sent is 1 the capture kept up and the rate is trafgen's, noise included")
+	fmt.Println("  rate = captured per second, the capture rate; where captured/sent is 1 the capture kept up and the rate is trafgen's, noise included,")
+	fmt.Println("  so cap/sent on/off (the ratio of the medians of captured/sent) compares the two on the same offered load")
 	fmt.Println("  capacity = 1e9 / CPU ns per packet: the rate the capture's CPU could sustain; on/off = ratio of medians, summary on to off")
 	fmt.Println("  CPU ns/pkt is the nsntrace process's user+system time per captured packet, building and writing the summary at the end included")
 	for _, c := range cases {
@@ -153,7 +154,7 @@ func readSummary(path string) (skipped, untracked, tracked uint64, err error) {
 func printSummary(title, off, on string, res map[string][]sumSample) {
 	fmt.Printf("\n  %s\n", title)
 	tw := tabwriter.NewWriter(os.Stdout, 2, 8, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "summary\tsent\tcaptured\tcaptured/sent\trate Mpkt/s\tCPU ns/pkt\trate on/off\tcapacity on/off\tCPU on/off\tname pkts skipped\tconversations\tuntracked conv.\t")
+	fmt.Fprintln(tw, "summary\tsent\tcaptured\tcaptured/sent\trate Mpkt/s\tCPU ns/pkt\trate on/off\tcap/sent on/off\tcapacity on/off\tCPU on/off\tname pkts skipped\tconversations\tuntracked conv.\t")
 	plain := func(ss []sumSample) []sample {
 		v := make([]sample, len(ss))
 		for i, s := range ss {
@@ -166,11 +167,12 @@ func printSummary(title, off, on string, res map[string][]sumSample) {
 	for _, name := range []string{off, on} {
 		ss := res[name]
 		ps := plain(ss)
-		label, ratio, capa, cpu, sk, conv, un := "off", "", "", "", "-", "-", "-"
+		label, ratio, frac, capa, cpu, sk, conv, un := "off", "", "", "", "", "-", "-", "-"
 		if name == on {
 			label = "on"
 			c := median(vals(ps, sample.nsPerPkt)) / baseCPU
 			ratio = fmt.Sprintf("%.3f", median(vals(ps, rate))/base)
+			frac = fmt.Sprintf("%.3f", median(vals(ps, sample.ratio))/median(vals(plain(res[off]), sample.ratio)))
 			capa = fmt.Sprintf("%.3f", 1/c)
 			cpu = fmt.Sprintf("%.3f", c)
 			col := func(f func(sumSample) uint64) string {
@@ -184,13 +186,13 @@ func printSummary(title, off, on string, res map[string][]sumSample) {
 			conv = col(func(s sumSample) uint64 { return s.tracked })
 			un = col(func(s sumSample) uint64 { return s.untracked })
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", label,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", label,
 			stat(ps, func(s sample) float64 { return float64(s.sent) }, "%.0f"),
 			stat(ps, func(s sample) float64 { return float64(s.captured) }, "%.0f"),
 			stat(ps, sample.ratio, "%.3f"),
 			stat(ps, rate, "%.3f"),
 			stat(ps, sample.nsPerPkt, "%.1f"),
-			ratio, capa, cpu, sk, conv, un)
+			ratio, frac, capa, cpu, sk, conv, un)
 	}
 	tw.Flush()
 }
