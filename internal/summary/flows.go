@@ -81,6 +81,7 @@ type hotFlow struct {
 	ports uint32 // frame bytes 34..37
 	proto uint8  // 6 or 17
 	valid bool
+	names bool // the name decoder wants this conversation's next payload
 	idx   int
 }
 
@@ -132,7 +133,7 @@ func (f *Flows) Account(data []byte, length int, ts int64, outbound bool) int {
 		ok := w>>40 == 0x080045 && v&0x3fff0000 == 0 && uint8(v) == h.proto && n >= 28
 		if ok && h.proto == 6 {
 			doff := int(data[46]>>4) * 4
-			ok = end >= 54 && data[47]&(tcpSYN|tcpRST) == 0 && doff >= 20 && 34+doff <= end
+			ok = end >= 54 && data[47]&(tcpSYN|tcpRST) == 0 && doff >= 20 && 34+doff <= end && (!h.names || 34+doff == end)
 		} else if ok {
 			ul := binary.BigEndian.Uint16(data[38:])
 			ok = ul == 0 || ul >= 8
@@ -185,21 +186,25 @@ func (f *Flows) account(data []byte, length int, ts int64, outbound bool, dir in
 	if proto == ProtoTCP {
 		e.flags |= tcpEvents(p.tcpFlags, outbound)
 	}
-	wantsNames := dns || proto == ProtoTCP && outbound && e.nameSegs < nameSegments
-	if p.fast && !wantsNames {
+	n := 0
+	switch {
+	case p.payload == 0:
+	case dns:
+		n = len(data)
+	case proto == ProtoTCP && outbound && e.nameSegs < nameSegments:
+		e.nameSegs++
+		n = min(len(data), p.l4off+nameHead)
+	}
+	if p.fast && !dns {
+		// A conversation still owed segments to the name decoder is hot
+		// for its segments without payload (a download's ACKs).
 		f.hot[dir] = hotFlow{
 			addrs: binary.LittleEndian.Uint64(data[26:]), ports: binary.LittleEndian.Uint32(data[34:]),
 			proto: data[23], valid: true, idx: f.last,
+			names: proto == ProtoTCP && outbound && e.nameSegs < nameSegments,
 		}
 	}
-	switch {
-	case p.payload == 0 || !wantsNames:
-		return 0
-	case dns:
-		return len(data)
-	}
-	e.nameSegs++
-	return min(len(data), p.l4off+nameHead)
+	return n
 }
 
 func tcpEvents(fl uint8, outbound bool) uint8 {

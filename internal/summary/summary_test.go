@@ -481,6 +481,21 @@ func TestNamePackets(t *testing.T) {
 	if n := f.Account(bare, len(bare), 1, true); n != 0 {
 		t.Errorf("a segment without payload goes to the decoder")
 	}
+	// ACKs of a download make the conversation hot; its next request
+	// still reaches the decoder.
+	acks := frame(t, pkt{src: local, dst: web, sport: 50002, dport: 443, tcp: &layers.TCP{ACK: true}})
+	for i := 0; i < 3; i++ {
+		if n := f.Account(acks, len(acks), 2, true); n != 0 {
+			t.Errorf("an ACK goes to the decoder")
+		}
+	}
+	req := frame(t, pkt{src: local, dst: web, sport: 50002, dport: 443, tcp: ack(), payload: []byte("GET / HTTP/1.1\r\n\r\n")})
+	if n := f.Account(req, len(req), 3, true); n != len(req) {
+		t.Errorf("a request after hot ACKs: %d bytes for the decoder, want %d", n, len(req))
+	}
+	if e := &f.ents[2]; e.pktsOut != 5 || e.flags&fSynOut == 0 {
+		t.Errorf("conversation after hot packets: %+v", e)
+	}
 	// The table (3) is full now.
 	dns := frame(t, pkt{src: dnsSrv, dst: local, sport: 53, dport: 40000, udp: true, payload: []byte("answer")})
 	if n := f.Account(dns, len(dns), 1, false); n != len(dns) || f.UntrackedPackets() != 1 {
