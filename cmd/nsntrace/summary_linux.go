@@ -22,7 +22,7 @@ import (
 // the names (and counted), never out of the counts or the capture file.
 const (
 	sumBatches   = 8
-	sumBatchSize = 1 << 20
+	sumBatchSize = 256 << 10 // a name packet is cut to this; DNS messages end at 64 KiB
 	sumBatchPkts = 1024
 )
 
