@@ -132,8 +132,11 @@ func (f *Flows) Account(data []byte, length int, ts int64, outbound bool) int {
 		end := min(len(data), 14+n)
 		ok := w>>40 == 0x080045 && v&0x3fff0000 == 0 && uint8(v) == h.proto && n >= 28
 		if ok && h.proto == 6 {
-			doff := int(data[46]>>4) * 4
-			ok = end >= 54 && data[47]&(tcpSYN|tcpRST) == 0 && doff >= 20 && 34+doff <= end && (!h.names || 34+doff == end)
+			ok = end >= 54 // and so is the frame: the TCP header is there
+			if ok {
+				doff := int(data[46]>>4) * 4
+				ok = data[47]&(tcpSYN|tcpRST) == 0 && doff >= 20 && 34+doff <= end && (!h.names || 34+doff == end)
+			}
 		} else if ok {
 			ul := binary.BigEndian.Uint16(data[38:])
 			ok = ul == 0 || ul >= 8

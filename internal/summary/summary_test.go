@@ -344,6 +344,34 @@ func TestAccountAllocs(t *testing.T) {
 	}
 }
 
+// TestHotPathCutShort: frames of a hot conversation cut short are counted
+// as parseFrame says, not read past their end.
+func TestHotPathCutShort(t *testing.T) {
+	for _, p := range []pkt{
+		{src: local, dst: web, sport: 50000, dport: 80, tcp: &layers.TCP{ACK: true}, payload: []byte("0123456789")},
+		{src: local, dst: web, sport: 50000, dport: 80, udp: true, payload: []byte("0123456789")},
+	} {
+		b := frame(t, p)
+		f := NewFlows(nil)
+		f.Account(b, len(b), 1, true)
+		f.Account(b, len(b), 2, true) // hot now
+		var want parsed
+		for k := len(b); k >= 0; k-- {
+			f.Account(b[:k], k, 3, true)
+		}
+		for k := len(b); k >= 0; k-- {
+			if parseFrame(b[:k], true, &want) && want.key.eq(&f.ents[0].key) {
+				continue
+			}
+			// b[:k] is not of the conversation: it must not be counted there.
+			if got := f.ents[0].pktsOut; got != uint64(2+len(b)-k) {
+				t.Errorf("%v: %d packets counted for the conversation, want %d (frames cut to %d bytes and less are not of it)", f.ents[0].key.proto(), got, 2+len(b)-k, k)
+			}
+			break
+		}
+	}
+}
+
 func TestObserveAllocs(t *testing.T) {
 	tr := New(nil)
 	b := frame(t, pkt{src: local, dst: web, sport: 50000, dport: 80, tcp: &layers.TCP{ACK: true}, payload: bytes.Repeat([]byte{1}, 1400)})
