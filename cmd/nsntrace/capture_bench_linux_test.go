@@ -3,8 +3,10 @@
 package main
 
 import (
+	"encoding/binary"
 	"fmt"
 	"io"
+	"runtime"
 	"testing"
 
 	"github.com/nsntrace/nsntrace/pcapng"
@@ -12,38 +14,75 @@ import (
 )
 
 // BenchmarkHandle is the capture path per packet (ring callback -> pcapng
-// writer), without and with the connection summary fed beside it: the
-// summary's cost on capture is the copy of a packet's head and a
-// non-blocking hand-over.
+// writer), without and with the connection summary fed beside it, for one
+// conversation and for a new conversation in every packet (the table fills
+// and stays full: the summary's worst case). Frames are UDP, which the
+// summary accounts in line and never copies.
 func BenchmarkHandle(b *testing.B) {
 	for _, size := range []int{64, 1514} {
-		for _, withSum := range []bool{false, true} {
-			b.Run(fmt.Sprintf("%d/summary=%v", size, withSum), func(b *testing.B) {
-				w, err := pcapng.NewWriter(io.Discard, &pcapng.Config{Format: pcapng.FormatPcapNG})
-				if err != nil {
-					b.Fatal(err)
-				}
-				id, _ := w.AddInterface(pcapng.Interface{LinkType: pcapng.LinkTypeEthernet})
-				c := &capture{w: w, iface: id, programSide: true}
-				if withSum {
-					c.sum = newSummarizer()
-					defer c.sum.finish()
-				}
-				data := make([]byte, size)
-				copy(data, []byte{2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00, 0x45})
-				p := &rawcap.Packet{Data: data, Length: size, Type: rawcap.PacketHost}
-				b.SetBytes(int64(size))
-				b.ReportAllocs()
-				for i := 0; i < b.N; i++ {
-					p.Timestamp = int64(i)
-					if err := c.handle(p); err != nil {
-						b.Fatal(err)
-					}
-				}
-				if withSum {
-					b.ReportMetric(float64(c.sum.skipped.Load())/float64(b.N), "skipped/op")
-				}
-			})
+		for _, flows := range []string{"one", "many"} {
+			for _, withSum := range []bool{false, true} {
+				b.Run(fmt.Sprintf("%d/flows=%s/summary=%v", size, flows, withSum), func(b *testing.B) {
+					benchHandle(b, size, flows == "many", withSum)
+				})
+			}
 		}
+	}
+}
+
+func benchHandle(b *testing.B, size int, many, withSum bool) {
+	w, err := pcapng.NewWriter(io.Discard, &pcapng.Config{Format: pcapng.FormatPcapNG})
+	if err != nil {
+		b.Fatal(err)
+	}
+	id, _ := w.AddInterface(pcapng.Interface{LinkType: pcapng.LinkTypeEthernet})
+	c := &capture{w: w, iface: id, programSide: true}
+	if withSum {
+		c.sum = newSummarizer()
+	}
+	data := udpFrame(size, 4000, 9)
+	p := &rawcap.Packet{Data: data, Length: size, Type: rawcap.PacketHost}
+	b.SetBytes(int64(size))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		p.Timestamp = int64(i)
+		if many { // with or without the summary, so that both pay for it
+			binary.BigEndian.PutUint32(data[30:], uint32(i)) // destination address
+		}
+		if err := c.handle(p); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	if withSum {
+		c.sum.finish()
+		b.ReportMetric(float64(c.sum.skipped)/float64(b.N), "skipped/op")
+		b.ReportMetric(float64(c.sum.flows.Len()), "tracked")
+	}
+}
+
+// BenchmarkMillionFlowsFeed is the summary on the capture path over a
+// million distinct conversations: the heap it holds stays at the table's
+// fixed size, whatever comes.
+func BenchmarkMillionFlowsFeed(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		s := newSummarizer()
+		data := udpFrame(64, 4000, 9)
+		p := &rawcap.Packet{Data: data, Length: len(data), Type: rawcap.PacketHost}
+		for j := 0; j < 1_000_000; j++ {
+			binary.BigEndian.PutUint32(data[30:], uint32(j))
+			s.feed(p, pcapng.DirectionInbound)
+		}
+		s.finish()
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/1e6, "MB-heap")
+		b.ReportMetric(float64(s.flows.Len()), "tracked")
+		b.ReportMetric(float64(s.flows.Untracked()), "untracked")
+		runtime.KeepAlive(s)
 	}
 }

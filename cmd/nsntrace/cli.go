@@ -266,8 +266,8 @@ func (o *options) check() error {
 			return &usageError{"--summary: empty file name"}
 		case o.summary == "-" && o.output == "-":
 			return &usageError{"--summary -: standard output already carries the capture (-o -); give the summary a file name"}
-		case modes == 1:
-			return &usageError{"--summary goes with a traced program only"}
+		case modes == 1 && !o.set["interface"]:
+			return &usageError{"--summary goes with a traced program or --interface only"}
 		}
 	}
 	return nil

@@ -119,6 +119,8 @@ func TestParseErrors(t *testing.T) {
 		{[]string{"-o", "", "ls"}, "empty file name"},
 		{[]string{"--summary", "-", "-o", "-", "ls"}, "already carries the capture"},
 		{[]string{"--summary", "", "ls"}, "--summary: empty file name"},
+		{[]string{"--summary", "s.json", "--cleanup"}, "with a traced program or --interface only"},
+		{[]string{"--summary", "-", "-o", "-", "--interface", "eth0"}, "already carries the capture"},
 	}
 	for _, tc := range tests {
 		var out, errb bytes.Buffer

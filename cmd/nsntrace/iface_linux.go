@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nsntrace/nsntrace/internal/summary"
 	"github.com/nsntrace/nsntrace/nft"
 	"github.com/nsntrace/nsntrace/pcapng"
 	"github.com/nsntrace/nsntrace/rawcap"
@@ -26,14 +27,14 @@ import (
 // prints the counters on stderr as tcpdump does.
 func captureInterface(o *options, stdout, stderr io.Writer) int {
 	rep := newReporter(stderr, o.quiet)
-	code, err := captureIface(o, rep)
+	code, err := captureIface(o, rep, stdout)
 	if err != nil {
 		rep.errorf("%v", err)
 	}
 	return code
 }
 
-func captureIface(o *options, rep *reporter) (int, error) {
+func captureIface(o *options, rep *reporter, stdout io.Writer) (int, error) {
 	prog, err := filter.Compile(o.filter, uint32(o.snapLen))
 	if err != nil {
 		return exitFailure, errors.New(filterError(err))
@@ -81,6 +82,11 @@ func captureIface(o *options, rep *reporter) (int, error) {
 		return exitFailure, fmt.Errorf("write %s: %w", out.name(), err)
 	}
 	c := &capture{ring: ring, w: w, iface: id, flush: buffered}
+	if o.summary != "" {
+		// Only on request: this mode measures the capture engine. Seen on
+		// an interface, "outbound" is what the interface sent.
+		c.sum = newSummarizer()
+	}
 	rep.infof("Capturing on interface %s. Use ctrl-c to end at any time.", ifi.Name)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -104,6 +110,12 @@ func captureIface(o *options, rep *reporter) (int, error) {
 	}
 	rep.stopCounter()
 	st, serr := ring.Stats()
+	if c.sum != nil {
+		c.sum.finish()
+		if cerr == nil {
+			cerr = c.sum.addNames(w)
+		}
+	}
 	if cerr == nil {
 		cerr = w.WriteStats(id, isbStats(start, st, serr, o.filter != ""))
 	}
@@ -122,6 +134,14 @@ func captureIface(o *options, rep *reporter) (int, error) {
 	}
 	if cerr != nil && !errors.Is(cerr, unix.EPIPE) {
 		return exitFailure, fmt.Errorf("capture to %s: %w", out.name(), cerr)
+	}
+	if c.sum != nil {
+		if err := c.sum.report(o, rep, stdout, summary.Meta{
+			Command: []string{}, Started: start, Ended: time.Now(),
+			Packets: c.packets.Load(), Dropped: st.Drops,
+		}); err != nil {
+			return exitFailure, err
+		}
 	}
 	return 0, nil
 }

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nsntrace/nsntrace/internal/summary"
 	"github.com/nsntrace/nsntrace/internal/testbed"
@@ -157,4 +158,60 @@ exit 0`, testbed.HTTPPort, testbed.UpstreamAddr, testbed.EchoPort, testbed.Close
 func execOutput(name string, args ...string) (string, error) {
 	out, err := exec.Command(name, args...).Output()
 	return string(out), err
+}
+
+// TestSummaryInterface: --summary with --interface (the engine alone, as
+// `make bench` runs it) lists what crossed the interface, "outbound" being
+// what the interface sent, with counts equal to the packets in the file.
+func TestSummaryInterface(t *testing.T) {
+	t.Parallel()
+	e := newE2E(t, nil)
+	file := filepath.Join(e.dir, "iface.pcapng")
+	js := filepath.Join(e.dir, "iface.json")
+	cmd := e.cmd("--interface", e.in.UplinkH, "-U", "-f", "udp port 7", "-o", file, "--summary", js)
+	var se strings.Builder
+	cmd.Stderr = &se
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		e.in.H.Run(t, "env", helperEnv+"=1", os.Args[0], "udp", testbed.UpstreamAddr.String()+":7", "via-interface")
+		time.Sleep(200 * time.Millisecond)
+		if fi, err := os.Stat(file); err == nil && fi.Size() > 200 || time.Now().After(deadline) {
+			break
+		}
+	}
+	cmd.Process.Signal(os.Interrupt)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("--interface --summary: %v: %s", err, se.String())
+	}
+	t.Logf("stderr:\n%s", se.String())
+	if !strings.Contains(se.String(), "Outbound connections:") {
+		t.Errorf("no summary table on stderr")
+	}
+	b, err := os.ReadFile(js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r summary.Report
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatalf("%v\n%s", err, b)
+	}
+	var out, in uint64
+	for _, c := range r.Connections {
+		if c.Proto != "udp" || c.RemoteAddr != testbed.UpstreamAddr.String() || c.RemotePort != 7 || c.Direction != "outbound" {
+			t.Errorf("unexpected connection %+v", c)
+		}
+		out += c.PacketsOut
+		in += c.PacketsIn
+	}
+	if n := count(t, file, "udp.dstport == 7"); out != uint64(n) || out == 0 {
+		t.Errorf("summary counts %d datagrams sent, tshark %d", out, n)
+	}
+	if n := count(t, file, "udp.srcport == 7"); in != uint64(n) {
+		t.Errorf("summary counts %d datagrams received, tshark %d", in, n)
+	}
+	if r.Packets != out+in {
+		t.Errorf("packets %d, connections hold %d", r.Packets, out+in)
+	}
 }

@@ -4,31 +4,30 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"strings"
-	"sync/atomic"
 
 	"github.com/nsntrace/nsntrace/internal/summary"
 	"github.com/nsntrace/nsntrace/pcapng"
 	"github.com/nsntrace/nsntrace/rawcap"
 )
 
-// Summary decoding runs beside the writer: the capture path only copies
-// the head of each packet into a batch, and hands full batches over
-// without blocking. When the decoder falls behind and no batch is free,
-// packets are left out of the summary (and counted), never out of the
-// capture file.
+// The summary costs the capture path little: every packet is accounted in
+// line in a fixed-size conversation table (summary.Flows: headers read at
+// fixed offsets, no allocation, no lock), and only the few packets that can
+// carry a name (DNS, the first payload segments a program sends on a TCP
+// connection) are copied into batches for a decoder goroutine. When the
+// decoder falls behind and no batch is free, those packets are left out of
+// the names (and counted), never out of the counts or the capture file.
 const (
-	sumBatches   = 16
-	sumBatchSize = 1 << 20
-	sumBatchPkts = 8192
-	sumHead      = 2048 // headers, DNS messages, a ClientHello, HTTP headers
+	sumBatches   = 8
+	sumBatchSize = 256 << 10 // a name packet is cut to this; DNS messages end at 64 KiB
+	sumBatchPkts = 1024
 )
 
 type sumRec struct {
 	off, n   int
-	length   int
-	ts       int64
 	outbound bool
 }
 
@@ -38,20 +37,24 @@ type sumBatch struct {
 }
 
 type summarizer struct {
-	tr      *summary.Tracker
-	ch      chan *sumBatch
-	free    chan *sumBatch
-	cur     *sumBatch
-	skipped atomic.Uint64
+	flows *summary.Flows // the capture goroutine's
+	names *summary.Names // the decoder goroutine's until finish
+	ch    chan *sumBatch
+	free  chan *sumBatch
+	cur   *sumBatch
+	// skipped counts name packets left out; the capture goroutine's,
+	// read after finish.
+	skipped uint64
 	done    chan struct{}
 }
 
 func newSummarizer() *summarizer {
 	s := &summarizer{
-		tr:   summary.New(nil),
-		ch:   make(chan *sumBatch, sumBatches),
-		free: make(chan *sumBatch, sumBatches),
-		done: make(chan struct{}),
+		flows: summary.NewFlows(nil),
+		names: summary.NewNames(),
+		ch:    make(chan *sumBatch, sumBatches),
+		free:  make(chan *sumBatch, sumBatches),
+		done:  make(chan struct{}),
 	}
 	for i := 0; i < sumBatches; i++ {
 		s.free <- &sumBatch{buf: make([]byte, 0, sumBatchSize), recs: make([]sumRec, 0, sumBatchPkts)}
@@ -60,7 +63,7 @@ func newSummarizer() *summarizer {
 		defer close(s.done)
 		for b := range s.ch {
 			for _, r := range b.recs {
-				s.tr.Observe(b.buf[r.off:r.off+r.n], r.length, r.ts, r.outbound)
+				s.names.Decode(b.buf[r.off:r.off+r.n], r.outbound)
 			}
 			b.buf, b.recs = b.buf[:0], b.recs[:0]
 			s.free <- b
@@ -69,9 +72,15 @@ func newSummarizer() *summarizer {
 	return s
 }
 
-// feed copies the head of a packet for the decoder; it never blocks.
+// feed accounts a packet and, if it may carry a name, copies it for the
+// decoder. It neither blocks nor allocates.
 func (s *summarizer) feed(p *rawcap.Packet, dir pcapng.Direction) {
-	n := min(len(p.Data), sumHead)
+	out := dir == pcapng.DirectionOutbound
+	n := s.flows.Account(p.Data, p.Length, p.Timestamp, out)
+	if n == 0 {
+		return
+	}
+	n = min(n, sumBatchSize)
 	b := s.cur
 	if b != nil && (len(b.buf)+n > cap(b.buf) || len(b.recs) == cap(b.recs)) {
 		s.ch <- b // has room: there are only sumBatches batches
@@ -82,15 +91,16 @@ func (s *summarizer) feed(p *rawcap.Packet, dir pcapng.Direction) {
 		case b = <-s.free:
 			s.cur = b
 		default:
-			s.skipped.Add(1)
+			s.skipped++
 			return
 		}
 	}
-	b.recs = append(b.recs, sumRec{off: len(b.buf), n: n, length: p.Length, ts: p.Timestamp, outbound: dir == pcapng.DirectionOutbound})
+	b.recs = append(b.recs, sumRec{off: len(b.buf), n: n, outbound: out})
 	b.buf = append(b.buf, p.Data[:n]...)
 }
 
-// finish hands over the last batch and waits for the decoder to catch up.
+// finish hands over the last batch and waits for the decoder to catch up;
+// after it the tables are the caller's.
 func (s *summarizer) finish() {
 	if s.cur != nil {
 		s.ch <- s.cur
@@ -103,7 +113,7 @@ func (s *summarizer) finish() {
 // addNames records the learned names in the capture file (NRB), so that
 // Wireshark shows them without lookups.
 func (s *summarizer) addNames(w pcapng.Writer) error {
-	for addr, names := range s.tr.Names() {
+	for addr, names := range s.names.Names() {
 		if err := w.AddNames(addr, names...); err != nil {
 			return err
 		}
@@ -112,34 +122,35 @@ func (s *summarizer) addNames(w pcapng.Writer) error {
 }
 
 // report prints the table (unless quiet) and writes the JSON file.
-func (s *summarizer) report(t *tracer, m summary.Meta) error {
-	r := s.tr.Report(m)
-	if !t.o.quiet {
+func (s *summarizer) report(o *options, rep *reporter, stdout io.Writer, m summary.Meta) error {
+	m.NamePacketsSkipped = s.skipped
+	r := summary.NewReport(m, s.flows, s.names)
+	if !o.quiet {
 		var b strings.Builder
 		r.WriteText(&b)
 		for _, line := range strings.Split(strings.TrimRight(b.String(), "\n"), "\n") {
-			t.rep.infof("%s", line)
+			rep.infof("%s", line)
 		}
-		if n := s.skipped.Load(); n > 0 {
-			t.rep.infof("(%s left out of this summary: the decoder fell behind; the capture file has them)", plural(n, "packet", "packets"))
+		if n := s.skipped; n > 0 {
+			rep.infof("(%s that might have named a remote address not decoded: the decoder fell behind; the capture file has them)", plural(n, "packet", "packets"))
 		}
 	}
-	if t.o.summary == "" {
+	if o.summary == "" {
 		return nil
 	}
-	if t.o.summary == "-" {
-		return r.WriteJSON(t.stdout)
+	if o.summary == "-" {
+		return r.WriteJSON(stdout)
 	}
-	f, err := os.Create(t.o.summary)
+	f, err := os.Create(o.summary)
 	if err != nil {
 		return fmt.Errorf("write summary: %w", err)
 	}
 	if err := r.WriteJSON(f); err != nil {
 		f.Close()
-		return fmt.Errorf("write summary %s: %w", t.o.summary, err)
+		return fmt.Errorf("write summary %s: %w", o.summary, err)
 	}
 	if err := f.Close(); err != nil {
-		return fmt.Errorf("write summary %s: %w", t.o.summary, err)
+		return fmt.Errorf("write summary %s: %w", o.summary, err)
 	}
 	return nil
 }

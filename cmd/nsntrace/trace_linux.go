@@ -445,7 +445,7 @@ func (t *tracer) run() (code int, err error) {
 	case relErr != nil:
 		code = exitFailure
 	}
-	if serr := c.sum.report(t, summary.Meta{
+	if serr := c.sum.report(t.o, t.rep, t.stdout, summary.Meta{
 		Command: t.argv, ExitStatus: code, Started: start, Ended: time.Now(),
 		Packets: c.packets.Load(), Dropped: st.Drops,
 	}); serr != nil {

@@ -1,9 +1,35 @@
-// Package summary answers "what does my program connect to?": it decodes
-// the packets of a trace as they are captured (gopacket), keeps a bounded
-// table of conversations, learns names for remote addresses from what the
-// program itself did (DNS answers over UDP and TCP, TLS ClientHello SNI,
-// HTTP/1 Host headers), and reports the result as a table for people and as
-// JSON for CI.
+// Package summary answers "what does my program connect to?": it keeps a
+// bounded table of conversations as packets are captured, learns names for
+// remote addresses from what the program itself did (DNS answers over UDP
+// and TCP, CNAME chains included, TLS ClientHello SNI, HTTP/1 Host
+// headers), and reports the result as a table for people and as JSON for
+// CI.
+//
+// # Two halves
+//
+// Flows is the part that sees every packet, on the capture path: it reads
+// the headers at fixed offsets (Ethernet, 802.1Q/802.1ad tags, IPv4 with
+// options, IPv6 with hop-by-hop, routing, destination and fragment headers,
+// TCP, UDP, ICMP) into a fixed-size key and counts the packet in an
+// open-addressing table allocated once, without allocating or locking.
+// Packets of the conversation seen last in each direction are counted
+// without even being parsed. Only the few packets that can carry a name
+// (UDP or TCP port 53, and the first four payload segments a program sends
+// on a TCP connection, up to 16 KiB of each) are handed on: Account says
+// how many bytes of them Names.Decode needs. Names decodes those with
+// gopacket, wherever the caller likes (nsntrace: a goroutine beside the
+// writer, fed batches that the capture never waits for). Counts are exact
+// whatever the decoder does; a name packet the caller had no room for is
+// reported in name_packets_skipped. Tracker joins the two for callers that
+// feed one goroutine.
+//
+// What Flows counts as a conversation agrees with gopacket's decoders
+// (the oracle test holds them side by side): a transport header gopacket
+// rejects, and fragments after the first, make an "other" conversation
+// between the two addresses; ICMP errors and IPv6 neighbour discovery and
+// multicast listener messages make none. Conversations first seen after
+// their start (mid-stream) are listed, with state "partial" for TCP and
+// the side with the ephemeral port as initiator.
 //
 // # JSON schema (stable; fields are only ever added)
 //
@@ -14,7 +40,9 @@
 //	  "ended":        "2026-11-22T10:00:01.5Z",
 //	  "packets":      42,          // packets captured
 //	  "dropped":      0,           // packets the kernel dropped (ring full)
-//	  "untracked_conversations": 0, // conversations beyond the table's cap
+//	  "untracked_conversations": 0, // conversations beyond the table's cap (an estimate)
+//	  "untracked_packets": 0,       // their packets (exact)
+//	  "name_packets_skipped": 0,    // packets that might have named an address, not decoded
 //	  "connections": [{
 //	    "proto":       "tcp",       // tcp | udp | icmp | icmpv6 | other
 //	    "direction":   "outbound",  // outbound: the program initiated it
@@ -32,7 +60,12 @@
 //	                                 // rcode: NXDOMAIN, SERVFAIL, ..., "no data", "no answer"
 //	}
 //
-// The table is capped (Config.MaxConversations); conversations beyond the
-// cap are counted in untracked_conversations, never stored, so memory stays
-// bounded however busy the traced program is.
+// The table is capped (Config.MaxConversations, 65536 by default, about
+// 7.5 MB allocated up front, touched only as it fills); conversations
+// beyond the cap are never stored, so memory stays bounded however busy the
+// traced program is. Their number is estimated by linear counting over
+// 2^19 bits (within a per cent up to about four million; beyond that the
+// estimate saturates and their packet count is given as an upper bound);
+// their packets are counted exactly. The connections array is written one
+// connection a line.
 package summary

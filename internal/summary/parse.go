@@ -36,7 +36,7 @@ func rcodeName(r dnsmessage.RCode) string {
 
 // dns handles one DNS message: a query is remembered, a response teaches
 // names (following CNAME chains) or records a failure.
-func (t *Tracker) dns(msg []byte, query bool) {
+func (t *Names) dns(msg []byte, query bool) {
 	var p dnsmessage.Parser
 	h, err := p.Start(msg)
 	if err != nil {
@@ -109,14 +109,14 @@ func (t *Tracker) dns(msg []byte, query bool) {
 
 // learn names addr by the name the program asked for, and by the canonical
 // name where a CNAME chain led elsewhere.
-func (t *Tracker) learn(addr netip.Addr, asked, canonical string) {
+func (t *Names) learn(addr netip.Addr, asked, canonical string) {
 	t.addName(addr, asked)
 	if canonical != asked {
 		t.addName(addr, canonical)
 	}
 }
 
-func (t *Tracker) fail(name, typ, rcode string) {
+func (t *Names) fail(name, typ, rcode string) {
 	for _, f := range t.failures {
 		if f.Name == name && f.Type == typ && f.RCode == rcode {
 			return

@@ -1,10 +1,14 @@
 package summary
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -17,20 +21,27 @@ type Meta struct {
 	Ended      time.Time
 	Packets    uint64 // captured
 	Dropped    uint64 // dropped by the kernel
+	// NamePacketsSkipped counts packets that might have carried a name
+	// but were not decoded: the decoder beside the capture had no room.
+	NamePacketsSkipped uint64
 }
 
 // Report is the summary of one trace; its JSON form is the documented
 // schema (see the package doc).
 type Report struct {
-	Command     []string     `json:"command"`
-	ExitStatus  int          `json:"exit_status"`
-	Started     time.Time    `json:"started"`
-	Ended       time.Time    `json:"ended"`
-	Packets     uint64       `json:"packets"`
-	Dropped     uint64       `json:"dropped"`
-	Untracked   uint64       `json:"untracked_conversations"`
-	Connections []Connection `json:"connections"`
-	DNSFailures []Failure    `json:"dns_failures"`
+	Command    []string  `json:"command"`
+	ExitStatus int       `json:"exit_status"`
+	Started    time.Time `json:"started"`
+	Ended      time.Time `json:"ended"`
+	Packets    uint64    `json:"packets"`
+	Dropped    uint64    `json:"dropped"`
+	Untracked  uint64    `json:"untracked_conversations"`
+	// UntrackedPackets and NamePacketsSkipped were added after the first
+	// version of the schema.
+	UntrackedPackets   uint64       `json:"untracked_packets"`
+	NamePacketsSkipped uint64       `json:"name_packets_skipped"`
+	Connections        []Connection `json:"connections"`
+	DNSFailures        []Failure    `json:"dns_failures"`
 }
 
 // Connection is one conversation.
@@ -50,63 +61,61 @@ type Connection struct {
 	State      string    `json:"state"`
 }
 
-func (c *conv) state(p Proto) string {
-	switch p {
+func (e *entry) state() string {
+	switch e.key.proto() {
 	case ProtoTCP:
-		switch {
-		case (c.synOut && c.synAckIn) || (c.synIn && c.synAckOut):
+		switch f := e.flags; {
+		case f&fSynOut != 0 && f&fSynAckIn != 0, f&fSynIn != 0 && f&fSynAckOut != 0:
 			return "established"
-		case c.synOut && c.rstIn, c.synIn && c.rstOut:
+		case f&fSynOut != 0 && f&fRstIn != 0, f&fSynIn != 0 && f&fRstOut != 0:
 			return "refused"
-		case c.synOut || c.synIn:
+		case f&(fSynOut|fSynIn) != 0:
 			return "no answer"
 		}
 		return "partial"
 	default:
-		if c.outbound && c.pktsIn == 0 || !c.outbound && c.pktsOut == 0 {
+		if out := e.flags&fOutbound != 0; out && e.pktsIn == 0 || !out && e.pktsOut == 0 {
 			return "no answer"
 		}
 		return "answered"
 	}
 }
 
-// Report builds the summary. Queries still unanswered count as failed.
-func (t *Tracker) Report(m Meta) *Report {
+// NewReport builds the summary from a conversation table and the names
+// decoded beside it; neither may change while it runs. Queries still
+// unanswered count as failed.
+func NewReport(m Meta, f *Flows, n *Names) *Report {
 	r := &Report{
 		Command: m.Command, ExitStatus: m.ExitStatus, Started: m.Started.UTC(), Ended: m.Ended.UTC(),
-		Packets: m.Packets, Dropped: m.Dropped, Untracked: t.untracked,
-		Connections: []Connection{}, DNSFailures: append([]Failure{}, t.failures...),
+		Packets: m.Packets, Dropped: m.Dropped,
+		Untracked: f.Untracked(), UntrackedPackets: f.UntrackedPackets(), NamePacketsSkipped: m.NamePacketsSkipped,
+		Connections: make([]Connection, 0, len(f.ents)), DNSFailures: append([]Failure{}, n.failures...),
 	}
-	for _, id := range t.qorder {
-		if q := t.queries[id]; q != nil && !q.done {
+	if r.Command == nil {
+		r.Command = []string{}
+	}
+	for _, id := range n.qorder {
+		if q := n.queries[id]; q != nil && !q.done {
 			r.DNSFailures = append(r.DNSFailures, Failure{Name: q.name, Type: q.qtype, RCode: "no answer"})
 		}
 	}
-	for k, c := range t.convs {
+	for i := range f.ents {
+		e := &f.ents[i]
+		remote := e.key.remoteAddrPort()
 		conn := Connection{
-			Proto: k.proto.String(), Direction: "inbound",
-			RemoteAddr: k.remote.Addr().String(), RemotePort: k.remote.Port(), LocalPort: k.local.Port(),
-			Names:      []string{},
-			PacketsOut: c.pktsOut, PacketsIn: c.pktsIn, BytesOut: c.bytesOut, BytesIn: c.bytesIn,
-			FirstSeen: nsTime(c.first), LastSeen: nsTime(c.last), State: c.state(k.proto),
+			Proto: e.key.proto().String(), Direction: "inbound",
+			RemoteAddr: remote.Addr().String(), RemotePort: remote.Port(), LocalPort: e.key.localPort(),
+			Names:      append([]string{}, n.names[remote.Addr()]...),
+			PacketsOut: e.pktsOut, PacketsIn: e.pktsIn, BytesOut: e.bytesOut, BytesIn: e.bytesIn,
+			FirstSeen: nsTime(e.first), LastSeen: nsTime(e.last), State: e.state(),
 		}
-		if c.outbound {
+		if e.flags&fOutbound != 0 {
 			conn.Direction = "outbound"
-		}
-		seen := map[string]bool{}
-		for n := range c.names {
-			seen[n] = true
-		}
-		for _, n := range t.names[k.remote.Addr()] {
-			seen[n] = true
-		}
-		for n := range seen {
-			conn.Names = append(conn.Names, n)
 		}
 		sort.Strings(conn.Names)
 		r.Connections = append(r.Connections, conn)
 	}
-	sort.Slice(r.Connections, func(i, j int) bool {
+	sort.SliceStable(r.Connections, func(i, j int) bool {
 		a, b := r.Connections[i], r.Connections[j]
 		if a.Direction != b.Direction {
 			return a.Direction == "outbound"
@@ -119,11 +128,90 @@ func (t *Tracker) Report(m Meta) *Report {
 	return r
 }
 
-// WriteJSON writes the report as indented JSON.
+// WriteJSON writes the report as indented JSON with one connection a line:
+// a full table is 65536 connections, which encoding/json's reflection and
+// re-indentation took a third of a second of CPU to write, on the CPU the
+// capture has just used.
 func (r *Report) WriteJSON(w io.Writer) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(r)
+	head := *r
+	head.Connections = []Connection{}
+	doc, err := json.MarshalIndent(&head, "", "  ")
+	if err != nil {
+		return err
+	}
+	// Unique: inside a JSON string the quotes would be escaped.
+	const slot = "\n  \"connections\": []"
+	i := bytes.Index(doc, []byte(slot))
+	if i < 0 {
+		return errors.New("summary JSON: no connections slot") // a field renamed without this
+	}
+	bw := bufio.NewWriterSize(w, 64<<10)
+	bw.Write(doc[:i+len(slot)-1])
+	var line []byte
+	for j := range r.Connections {
+		line = append(line[:0], "\n    "...)
+		line = r.Connections[j].appendJSON(line)
+		if j < len(r.Connections)-1 {
+			line = append(line, ',')
+		}
+		bw.Write(line) // errors are sticky: see Flush
+	}
+	if len(r.Connections) > 0 {
+		bw.WriteString("\n  ")
+	}
+	bw.Write(doc[i+len(slot)-1:])
+	bw.WriteByte('\n')
+	return bw.Flush()
+}
+
+// appendJSON encodes c as encoding/json would, compactly, without
+// reflection. Only names can hold characters JSON must escape; they go
+// through encoding/json.
+func (c *Connection) appendJSON(b []byte) []byte {
+	str := func(b []byte, key, v string) []byte {
+		b = append(b, '"')
+		b = append(b, key...)
+		b = append(b, `":"`...)
+		b = append(b, v...)
+		return append(b, `",`...)
+	}
+	num := func(b []byte, key string, v uint64) []byte {
+		b = append(b, '"')
+		b = append(b, key...)
+		b = append(b, `":`...)
+		b = strconv.AppendUint(b, v, 10)
+		return append(b, ',')
+	}
+	tm := func(b []byte, key string, t time.Time) []byte {
+		b = append(b, '"')
+		b = append(b, key...)
+		b = append(b, `":"`...)
+		b = t.AppendFormat(b, time.RFC3339Nano)
+		return append(b, `",`...)
+	}
+	b = append(b, '{')
+	b = str(b, "proto", c.Proto)
+	b = str(b, "direction", c.Direction)
+	b = str(b, "remote_addr", c.RemoteAddr)
+	b = num(b, "remote_port", uint64(c.RemotePort))
+	b = num(b, "local_port", uint64(c.LocalPort))
+	b = append(b, `"names":`...)
+	if len(c.Names) == 0 {
+		b = append(b, "[]"...)
+	} else {
+		n, _ := json.Marshal(c.Names) // strings cannot fail to encode
+		b = append(b, n...)
+	}
+	b = append(b, ',')
+	b = num(b, "packets_out", c.PacketsOut)
+	b = num(b, "packets_in", c.PacketsIn)
+	b = num(b, "bytes_out", c.BytesOut)
+	b = num(b, "bytes_in", c.BytesIn)
+	b = tm(b, "first_seen", c.FirstSeen)
+	b = tm(b, "last_seen", c.LastSeen)
+	b = str(b, "state", c.State)
+	b[len(b)-1] = '}'
+	return b
 }
 
 // WriteText writes the compact table for people: outbound first, grouped
@@ -196,7 +284,7 @@ func (r *Report) WriteText(w io.Writer) error {
 		}
 	}
 	if r.Untracked > 0 {
-		fmt.Fprintf(&b, "(%d more conversations were not tracked: table full)\n", r.Untracked)
+		fmt.Fprintf(&b, "(about %d more conversations, %d packets, were not tracked: table full)\n", r.Untracked, r.UntrackedPackets)
 	}
 	if b.Len() == 0 {
 		b.WriteString("No connections.\n")

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/binary"
 	"encoding/json"
+	"io"
 	"net"
 	"net/netip"
 	"runtime"
@@ -255,7 +256,7 @@ func TestDNSOverTCPSplit(t *testing.T) {
 		end := min(i+7, len(stream))
 		f.send(pkt{src: dnsSrv, dst: local, sport: 53, dport: 41000, tcp: ack(), payload: stream[i:end]}, false)
 	}
-	if n := tr.Names()[web]; len(n) != 1 || n[0] != "tcp.example.test" {
+	if n := tr.Names().Names()[web]; len(n) != 1 || n[0] != "tcp.example.test" {
 		t.Fatalf("names from DNS over TCP = %v", n)
 	}
 }
@@ -272,7 +273,7 @@ func TestSNI(t *testing.T) {
 	tr := New(nil)
 	f := &feeder{t: t, tr: tr}
 	f.send(pkt{src: local, dst: web, sport: 50000, dport: 443, tcp: &layers.TCP{ACK: true, PSH: true}, payload: hello[:n]}, true)
-	if names := tr.Names()[web]; len(names) != 1 || names[0] != "api.example.test" {
+	if names := tr.Names().Names()[web]; len(names) != 1 || names[0] != "api.example.test" {
 		t.Fatalf("SNI names = %v", names)
 	}
 	if sni([]byte{22, 3, 1, 0, 5, 1, 0}) != "" || sni(hello[:n/2]) != "" {
@@ -304,8 +305,70 @@ func TestCap(t *testing.T) {
 		binary.BigEndian.PutUint32(b[30:], uint32(i)) // distinct destination
 		tr.Observe(b, len(b), int64(i), true)
 	}
-	if len(tr.convs) != 1000 || tr.untracked != n-1000 {
-		t.Fatalf("table %d, untracked %d", len(tr.convs), tr.untracked)
+	f := tr.Flows()
+	if f.Len() != 1000 || f.UntrackedPackets() != n-1000 {
+		t.Fatalf("table %d, untracked packets %d", f.Len(), f.UntrackedPackets())
+	}
+	// The count of untracked conversations is an estimate (linear
+	// counting); at this load it is within a per cent.
+	if u := float64(f.Untracked()); u < 0.99*(n-1000) || u > 1.01*(n-1000) {
+		t.Fatalf("untracked conversations %v, want about %d", u, n-1000)
+	}
+}
+
+// TestAccountAllocs: the capture path's part costs no allocation, for a
+// packet of a known conversation, of a new one, and of one beyond the cap.
+func TestAccountAllocs(t *testing.T) {
+	const max = 1 << 14
+	f := NewFlows(&Config{MaxConversations: max})
+	b := frame(t, pkt{src: local, dst: web, sport: 50000, dport: 80, tcp: &layers.TCP{ACK: true}, payload: bytes.Repeat([]byte{1}, 100)})
+	b6 := frame(t, pkt{src: local6, dst: web6, sport: 50000, dport: 80, udp: true, payload: []byte{1}})
+	f.Account(b, len(b), 1, true)
+	if a := testing.AllocsPerRun(1000, func() { f.Account(b, len(b), 2, true) }); a != 0 {
+		t.Errorf("Account of a known conversation allocates %v times", a)
+	}
+	port := uint16(0)
+	newFlow := func() {
+		port++
+		binary.BigEndian.PutUint16(b6[54:], port) // a new source port
+		f.Account(b6, len(b6), 3, true)
+	}
+	if a := testing.AllocsPerRun(max/2, newFlow); a != 0 {
+		t.Errorf("Account of a new conversation allocates %v times", a)
+	}
+	for f.Len() < max {
+		newFlow()
+	}
+	if a := testing.AllocsPerRun(1000, newFlow); a != 0 || f.UntrackedPackets() == 0 {
+		t.Errorf("Account beyond the cap allocates %v times (%d untracked)", a, f.UntrackedPackets())
+	}
+}
+
+// TestHotPathCutShort: frames of a hot conversation cut short are counted
+// as parseFrame says, not read past their end.
+func TestHotPathCutShort(t *testing.T) {
+	for _, p := range []pkt{
+		{src: local, dst: web, sport: 50000, dport: 80, tcp: &layers.TCP{ACK: true}, payload: []byte("0123456789")},
+		{src: local, dst: web, sport: 50000, dport: 80, udp: true, payload: []byte("0123456789")},
+	} {
+		b := frame(t, p)
+		f := NewFlows(nil)
+		f.Account(b, len(b), 1, true)
+		f.Account(b, len(b), 2, true) // hot now
+		var want parsed
+		for k := len(b); k >= 0; k-- {
+			f.Account(b[:k], k, 3, true)
+		}
+		for k := len(b); k >= 0; k-- {
+			if parseFrame(b[:k], true, &want) && want.key.eq(&f.ents[0].key) {
+				continue
+			}
+			// b[:k] is not of the conversation: it must not be counted there.
+			if got := f.ents[0].pktsOut; got != uint64(2+len(b)-k) {
+				t.Errorf("%v: %d packets counted for the conversation, want %d (frames cut to %d bytes and less are not of it)", f.ents[0].key.proto(), got, 2+len(b)-k, k)
+			}
+			break
+		}
 	}
 }
 
@@ -360,7 +423,133 @@ func BenchmarkMillionFlows(b *testing.B) {
 		runtime.GC()
 		runtime.ReadMemStats(&after)
 		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/1e6, "MB-heap")
-		b.ReportMetric(float64(len(tr.convs)), "tracked")
+		b.ReportMetric(float64(tr.Flows().Len()), "tracked")
 		runtime.KeepAlive(tr)
+	}
+}
+
+// BenchmarkReport is the end of a busy trace: a full table to report and
+// write as JSON.
+func BenchmarkReport(b *testing.B) {
+	tr := New(nil)
+	fr := frame(b, pkt{src: local, dst: web, sport: 1, dport: 2, udp: true, payload: []byte("x")})
+	for j := 0; j < DefaultMaxConversations; j++ {
+		binary.BigEndian.PutUint32(fr[30:], uint32(j))
+		tr.Observe(fr, len(fr), int64(j), true)
+	}
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		r := tr.Report(Meta{})
+		if err := r.WriteJSON(io.Discard); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestWriteJSON: the hand-written encoding of connections decodes to what
+// was written, escapes included, and the whole file is one JSON value.
+func TestWriteJSON(t *testing.T) {
+	ts := time.Date(2026, 11, 22, 10, 0, 0, 123456789, time.UTC)
+	r := &Report{
+		Command: []string{"sh", "-c", `echo "connections": []`}, Started: ts, Ended: ts.Add(time.Second),
+		Packets: 3, Untracked: 1, UntrackedPackets: 2, NamePacketsSkipped: 4,
+		Connections: []Connection{
+			{Proto: "tcp", Direction: "outbound", RemoteAddr: "fd77:80::80", RemotePort: 443, LocalPort: 50000,
+				Names: []string{"a.test", "we\"ird\\\x01\u2028.test"}, PacketsOut: 1, PacketsIn: 2, BytesOut: 3, BytesIn: 4,
+				FirstSeen: ts, LastSeen: ts.Add(time.Millisecond), State: "established"},
+			{Proto: "udp", Direction: "inbound", RemoteAddr: "10.0.0.1", Names: []string{}, FirstSeen: time.Unix(0, 0).UTC(), LastSeen: ts, State: "answered"},
+		},
+		DNSFailures: []Failure{},
+	}
+	var b bytes.Buffer
+	if err := r.WriteJSON(&b); err != nil {
+		t.Fatal(err)
+	}
+	var got Report
+	dec := json.NewDecoder(&b)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&got); err != nil {
+		t.Fatalf("%v\n%s", err, b.String())
+	}
+	if dec.More() {
+		t.Fatal("more than one JSON value")
+	}
+	want, _ := json.Marshal(r)
+	have, _ := json.Marshal(&got)
+	if !bytes.Equal(want, have) {
+		t.Errorf("round trip:\n%s\nwant:\n%s", have, want)
+	}
+	var empty bytes.Buffer
+	if err := (&Report{Connections: []Connection{}}).WriteJSON(&empty); err != nil || !json.Valid(empty.Bytes()) {
+		t.Errorf("empty report: %v\n%s", err, empty.String())
+	}
+}
+
+// TestNamePackets: Account hands the name decoder DNS (also when the
+// table is full) and the first few payload segments a program sends on a
+// TCP connection, and nothing else.
+func TestNamePackets(t *testing.T) {
+	f := NewFlows(&Config{MaxConversations: 3})
+	ack := func() *layers.TCP { return &layers.TCP{ACK: true, PSH: true} }
+	big := bytes.Repeat([]byte{'x'}, 20000)
+	out := frame(t, pkt{src: local, dst: web, sport: 50000, dport: 443, tcp: ack(), payload: big})
+	for i := 0; i < nameSegments; i++ {
+		if n := f.Account(out, len(out), 1, true); n != 54+nameHead {
+			t.Fatalf("outbound segment %d: %d bytes for the decoder, want %d", i, n, 54+nameHead)
+		}
+	}
+	if n := f.Account(out, len(out), 1, true); n != 0 {
+		t.Errorf("segment %d still goes to the decoder (%d bytes)", nameSegments, n)
+	}
+	in := frame(t, pkt{src: web, dst: local, sport: 443, dport: 50001, tcp: ack(), payload: []byte("hello")})
+	if n := f.Account(in, len(in), 1, false); n != 0 {
+		t.Errorf("inbound payload goes to the decoder")
+	}
+	bare := frame(t, pkt{src: local, dst: web, sport: 50002, dport: 443, tcp: &layers.TCP{SYN: true}})
+	if n := f.Account(bare, len(bare), 1, true); n != 0 {
+		t.Errorf("a segment without payload goes to the decoder")
+	}
+	// ACKs of a download make the conversation hot; its next request
+	// still reaches the decoder.
+	acks := frame(t, pkt{src: local, dst: web, sport: 50002, dport: 443, tcp: &layers.TCP{ACK: true}})
+	for i := 0; i < 3; i++ {
+		if n := f.Account(acks, len(acks), 2, true); n != 0 {
+			t.Errorf("an ACK goes to the decoder")
+		}
+	}
+	req := frame(t, pkt{src: local, dst: web, sport: 50002, dport: 443, tcp: ack(), payload: []byte("GET / HTTP/1.1\r\n\r\n")})
+	if n := f.Account(req, len(req), 3, true); n != len(req) {
+		t.Errorf("a request after hot ACKs: %d bytes for the decoder, want %d", n, len(req))
+	}
+	if e := &f.ents[2]; e.pktsOut != 5 || e.flags&fSynOut == 0 {
+		t.Errorf("conversation after hot packets: %+v", e)
+	}
+	// The table (3) is full now.
+	dns := frame(t, pkt{src: dnsSrv, dst: local, sport: 53, dport: 40000, udp: true, payload: []byte("answer")})
+	if n := f.Account(dns, len(dns), 1, false); n != len(dns) || f.UntrackedPackets() != 1 {
+		t.Errorf("DNS beyond the cap: %d bytes for the decoder, %d untracked", n, f.UntrackedPackets())
+	}
+	other := frame(t, pkt{src: local, dst: web, sport: 50003, dport: 443, tcp: ack(), payload: []byte("x")})
+	if n := f.Account(other, len(other), 1, true); n != 0 {
+		t.Errorf("TCP payload of an untracked conversation goes to the decoder")
+	}
+}
+
+// BenchmarkAccount is the capture path's part of the summary alone: a
+// UDP packet of one conversation, or of a new conversation every time
+// (the table fills, then every packet is a miss: the worst case).
+func BenchmarkAccount(b *testing.B) {
+	for _, many := range []bool{false, true} {
+		b.Run(map[bool]string{false: "one", true: "many"}[many], func(b *testing.B) {
+			f := NewFlows(nil)
+			fr := frame(b, pkt{src: local, dst: web, sport: 4000, dport: 9, udp: true, payload: make([]byte, 22)})
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				if many {
+					binary.BigEndian.PutUint32(fr[30:], uint32(i))
+				}
+				f.Account(fr, len(fr), int64(i), false)
+			}
+		})
 	}
 }

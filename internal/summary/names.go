@@ -1,0 +1,178 @@
+package summary
+
+import (
+	"encoding/binary"
+	"net/netip"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+)
+
+// maxNames bounds the learned names and pending DNS queries.
+const maxNames = 65536
+
+// maxStreams bounds the TCP DNS streams being reassembled at once.
+const maxStreams = 1024
+
+type dnsQuery struct {
+	name  string
+	qtype string
+	done  bool
+}
+
+// dnsStream holds the unparsed rest of the two directions of a TCP DNS
+// conversation (messages carry a 2-byte length prefix, RFC 1035 4.2.2).
+type dnsStream struct {
+	query, answer []byte
+}
+
+// Names learns names for remote addresses from the few packets that can
+// carry them (Flows.Account picks them): DNS answers over UDP and TCP,
+// CNAME chains included, TLS ClientHello SNI and HTTP/1 Host headers; and
+// it records DNS lookups that failed. It decodes with gopacket, away from
+// the capture path. It is not safe for concurrent use.
+type Names struct {
+	names    map[netip.Addr][]string
+	queries  map[uint16]*dnsQuery // by DNS id
+	qorder   []uint16
+	failures []Failure
+	streams  map[flowKey]*dnsStream
+
+	// OnName, if set, is called for every new (address, name) pair.
+	OnName func(netip.Addr, string)
+
+	parser  *gopacket.DecodingLayerParser
+	eth     layers.Ethernet
+	dot1q   layers.Dot1Q
+	ip4     layers.IPv4
+	ip6     layers.IPv6
+	ip6ext  layers.IPv6ExtensionSkipper
+	tcp     layers.TCP
+	udp     layers.UDP
+	payload gopacket.Payload
+	decoded []gopacket.LayerType
+}
+
+// NewNames returns a decoder that knows no names yet.
+func NewNames() *Names {
+	n := &Names{
+		names:   map[netip.Addr][]string{},
+		queries: map[uint16]*dnsQuery{},
+		streams: map[flowKey]*dnsStream{},
+		decoded: make([]gopacket.LayerType, 0, 8),
+	}
+	n.parser = gopacket.NewDecodingLayerParser(layers.LayerTypeEthernet,
+		&n.eth, &n.dot1q, &n.ip4, &n.ip6, &n.ip6ext, &n.tcp, &n.udp, &n.payload)
+	n.parser.IgnoreUnsupported = true
+	return n
+}
+
+// Decode learns what it can from one Ethernet frame (or its head) that
+// the traced program sent (outbound) or received.
+func (n *Names) Decode(data []byte, outbound bool) {
+	n.decoded = n.decoded[:0]
+	_ = n.parser.DecodeLayers(data, &n.decoded) // a partial decode may still hold a name
+	var (
+		k       flowKey
+		v6      bool
+		proto   Proto
+		haveIP  bool
+		sport   uint16
+		dport   uint16
+		payload []byte
+	)
+	var src, dst []byte
+	for _, lt := range n.decoded {
+		switch lt {
+		case layers.LayerTypeIPv4:
+			if haveIP {
+				return // a tunnel: not one of the program's own conversations
+			}
+			src, dst, haveIP = n.ip4.SrcIP.To4(), n.ip4.DstIP.To4(), true
+		case layers.LayerTypeIPv6:
+			if haveIP {
+				return
+			}
+			src, dst, haveIP, v6 = n.ip6.SrcIP, n.ip6.DstIP, true, true
+		case layers.LayerTypeTCP:
+			proto, sport, dport, payload = ProtoTCP, uint16(n.tcp.SrcPort), uint16(n.tcp.DstPort), n.tcp.Payload
+		case layers.LayerTypeUDP:
+			proto, sport, dport, payload = ProtoUDP, uint16(n.udp.SrcPort), uint16(n.udp.DstPort), n.udp.Payload
+		}
+	}
+	if !haveIP || len(payload) == 0 {
+		return
+	}
+	k.setAddrs(src, dst, outbound)
+	if outbound {
+		k.meta = makeMeta(sport, dport, proto, v6)
+	} else {
+		k.meta = makeMeta(dport, sport, proto, v6)
+	}
+	switch {
+	case proto == ProtoUDP && (sport == 53 || dport == 53):
+		n.dns(payload, dport == 53)
+	case proto == ProtoTCP && (sport == 53 || dport == 53):
+		n.dnsTCP(k, payload, dport == 53)
+	case proto == ProtoTCP && outbound:
+		if name := sni(payload); name != "" {
+			n.addName(k.remoteAddrPort().Addr(), name)
+		} else if name := httpHost(payload); name != "" {
+			n.addName(k.remoteAddrPort().Addr(), name)
+		}
+	}
+}
+
+func (n *Names) addName(a netip.Addr, name string) {
+	for _, have := range n.names[a] {
+		if have == name {
+			return
+		}
+	}
+	if len(n.names) >= maxNames && n.names[a] == nil {
+		return
+	}
+	n.names[a] = append(n.names[a], name)
+	if n.OnName != nil {
+		n.OnName(a, name)
+	}
+}
+
+// dnsTCP reassembles the DNS messages of a TCP stream, in order, and
+// parses each complete one.
+func (n *Names) dnsTCP(k flowKey, payload []byte, query bool) {
+	st := n.streams[k]
+	if st == nil {
+		if len(n.streams) >= maxStreams {
+			return
+		}
+		st = &dnsStream{}
+		n.streams[k] = st
+	}
+	buf := &st.answer
+	if query {
+		buf = &st.query
+	}
+	if len(*buf)+len(payload) > 2+65535 {
+		*buf = nil // lost sync: give up on this stream's backlog
+		return
+	}
+	*buf = append(*buf, payload...)
+	for len(*buf) >= 2 {
+		m := int(binary.BigEndian.Uint16(*buf))
+		if len(*buf) < 2+m {
+			return
+		}
+		n.dns((*buf)[2:2+m], query)
+		*buf = (*buf)[2+m:]
+	}
+	if len(*buf) == 0 {
+		*buf = nil
+	}
+	if st.query == nil && st.answer == nil {
+		delete(n.streams, k) // nothing pending: keep the map small
+	}
+}
+
+// Names returns the names learned for each remote address.
+func (n *Names) Names() map[netip.Addr][]string { return n.names }
