@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/nsntrace/nsntrace/internal/testbed"
 )
@@ -141,8 +142,17 @@ func TestVethDiesWithNamespace(t *testing.T) {
 	if out, err := testbedDelete(c); err != nil {
 		t.Fatalf("delete child namespace: %v: %s", err, out)
 	}
-	links := in.H.Run(t, "ip", "-br", "link")
-	if strings.Contains(links, p.HostIf) {
-		t.Fatalf("host veth survived its namespace: %s", links)
+	// The kernel dismantles a namespace from a work queue (cleanup_net),
+	// after the last reference is gone: the veth goes soon, not at once.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		links := in.H.Run(t, "ip", "-br", "link")
+		if !strings.Contains(links, p.HostIf) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("host veth survived its namespace by 10 s: %s", links)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
