@@ -214,9 +214,16 @@ func (c *Connection) appendJSON(b []byte) []byte {
 	return b
 }
 
+// maxTextRows bounds the rows of each direction in the text table: it is
+// read at a glance, and a busy server's thousands of clients are in the
+// JSON. The rows kept are those that moved the most bytes.
+const maxTextRows = 40
+
 // WriteText writes the compact table for people: outbound first, grouped
-// by protocol, remote name or address and port; then inbound; then failed
-// DNS lookups.
+// by protocol, remote name or address and port; then inbound, grouped by
+// protocol, the program's own port (the service it offered) and the remote
+// address; then failed DNS lookups. Each direction shows at most
+// maxTextRows rows, with one line for the rest.
 func (r *Report) WriteText(w io.Writer) error {
 	type group struct {
 		proto, dir, who string
@@ -224,7 +231,7 @@ func (r *Report) WriteText(w io.Writer) error {
 		conns           int
 		out, in         uint64
 		states          map[string]int
-		first           time.Time
+		order           int
 	}
 	var groups []*group
 	idx := map[string]*group{}
@@ -233,10 +240,14 @@ func (r *Report) WriteText(w io.Writer) error {
 		if len(c.Names) > 0 {
 			who = fmt.Sprintf("%s (%s)", strings.Join(c.Names, ", "), c.RemoteAddr)
 		}
-		k := fmt.Sprintf("%s|%s|%s|%d", c.Direction, c.Proto, who, c.RemotePort)
+		port := c.RemotePort
+		if c.Direction == "inbound" {
+			port = c.LocalPort // a client's ports are ephemeral; the service is ours
+		}
+		k := fmt.Sprintf("%s|%s|%s|%d", c.Direction, c.Proto, who, port)
 		g := idx[k]
 		if g == nil {
-			g = &group{proto: c.Proto, dir: c.Direction, who: who, port: c.RemotePort, states: map[string]int{}, first: c.FirstSeen}
+			g = &group{proto: c.Proto, dir: c.Direction, who: who, port: port, states: map[string]int{}, order: len(groups)}
 			idx[k] = g
 			groups = append(groups, g)
 		}
@@ -247,15 +258,23 @@ func (r *Report) WriteText(w io.Writer) error {
 	}
 	var b strings.Builder
 	for _, dir := range []string{"outbound", "inbound"} {
-		header := false
+		var rows []*group
 		for _, g := range groups {
-			if g.dir != dir {
-				continue
+			if g.dir == dir {
+				rows = append(rows, g)
 			}
-			if !header {
-				fmt.Fprintf(&b, "%s connections:\n", strings.ToUpper(dir[:1])+dir[1:])
-				header = true
-			}
+		}
+		if len(rows) == 0 {
+			continue
+		}
+		var rest []*group
+		if len(rows) > maxTextRows {
+			sort.SliceStable(rows, func(i, j int) bool { return rows[i].out+rows[i].in > rows[j].out+rows[j].in })
+			rows, rest = rows[:maxTextRows], rows[maxTextRows:]
+			sort.Slice(rows, func(i, j int) bool { return rows[i].order < rows[j].order })
+		}
+		fmt.Fprintf(&b, "%s connections:\n", strings.ToUpper(dir[:1])+dir[1:])
+		for _, g := range rows {
 			noun := "conns"
 			if g.conns == 1 {
 				noun = "conn"
@@ -276,11 +295,22 @@ func (r *Report) WriteText(w io.Writer) error {
 			}
 			fmt.Fprintf(&b, "  %-6s %5s  %-40s %3d %-5s %9s out %9s in%s\n", g.proto, port, g.who, g.conns, noun, size(g.out), size(g.in), note)
 		}
+		if len(rest) > 0 {
+			conns, out, in := 0, uint64(0), uint64(0)
+			for _, g := range rest {
+				conns, out, in = conns+g.conns, out+g.out, in+g.in
+			}
+			fmt.Fprintf(&b, "  ... and %d more rows: %d conns, %s out, %s in (--summary FILE lists every connection)\n",
+				len(rest), conns, size(out), size(in))
+		}
 	}
 	if len(r.DNSFailures) > 0 {
 		b.WriteString("DNS lookups that failed:\n")
-		for _, f := range r.DNSFailures {
+		for _, f := range r.DNSFailures[:min(len(r.DNSFailures), maxTextRows)] {
 			fmt.Fprintf(&b, "  %-40s %-5s %s\n", f.Name, f.Type, f.RCode)
+		}
+		if n := len(r.DNSFailures) - maxTextRows; n > 0 {
+			fmt.Fprintf(&b, "  ... and %d more (--summary FILE lists them all)\n", n)
 		}
 	}
 	if r.Untracked > 0 {

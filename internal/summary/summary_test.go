@@ -5,9 +5,11 @@ import (
 	"crypto/tls"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
+	"regexp"
 	"runtime"
 	"strings"
 	"testing"
@@ -551,5 +553,49 @@ func BenchmarkAccount(b *testing.B) {
 				f.Account(fr, len(fr), int64(i), false)
 			}
 		})
+	}
+}
+
+// TestWriteTextGroupsAndCaps: inbound rows are grouped by the program's
+// own port, not the clients' ephemeral ones; a direction with more rows
+// than fit at a glance keeps those that moved the most bytes, in order of
+// appearance, and sums up the rest in one line; so do failed lookups.
+func TestWriteTextGroupsAndCaps(t *testing.T) {
+	var r Report
+	for i := 0; i < 3; i++ { // one client, three connections to our port 8080
+		r.Connections = append(r.Connections, Connection{Proto: "tcp", Direction: "inbound",
+			RemoteAddr: "192.0.2.7", RemotePort: uint16(40000 + i), LocalPort: 8080, BytesIn: 100, State: "established"})
+	}
+	for i := 0; i < 100; i++ {
+		r.Connections = append(r.Connections, Connection{Proto: "udp", Direction: "outbound",
+			RemoteAddr: fmt.Sprintf("198.51.100.%d", i), RemotePort: 9, LocalPort: 5000,
+			BytesOut: uint64(1000 + i), State: "answered"})
+	}
+	for i := 0; i < 45; i++ {
+		r.DNSFailures = append(r.DNSFailures, Failure{Name: fmt.Sprintf("nx%d.example.test", i), Type: "A", RCode: "NXDOMAIN"})
+	}
+	var b strings.Builder
+	if err := r.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	text := b.String()
+	if !regexp.MustCompile(`(?m)^  tcp     8080  192\.0\.2\.7 +3 conns`).MatchString(text) {
+		t.Errorf("the three inbound connections to port 8080 are not one row:\n%s", text)
+	}
+	rows := regexp.MustCompile(`(?m)^  udp +9  198\.51\.100\.(\d+) `).FindAllStringSubmatch(text, -1)
+	if len(rows) != maxTextRows {
+		t.Fatalf("%d outbound rows, want %d:\n%s", len(rows), maxTextRows, text)
+	}
+	for i, m := range rows {
+		if want := fmt.Sprint(60 + i); m[1] != want { // the 40 largest, in order of appearance
+			t.Fatalf("row %d is 198.51.100.%s, want .%s", i, m[1], want)
+		}
+	}
+	if !strings.Contains(text, "  ... and 60 more rows: 60 conns, ") {
+		t.Errorf("no line for the 60 rows left out:\n%s", text)
+	}
+	if !strings.Contains(text, "nx39.example.test") || strings.Contains(text, "nx40.example.test") ||
+		!strings.Contains(text, "  ... and 5 more (--summary FILE lists them all)") {
+		t.Errorf("failed lookups not capped at %d:\n%s", maxTextRows, text)
 	}
 }
