@@ -55,10 +55,13 @@ type ref struct {
 	data []byte
 }
 
+// MinRefLen is the smallest packet WritePacketRef keeps a reference to
+// rather than copying: below it the copy into the buffer costs less than
+// the kernel's extra iovec segment. A caller on a hot path may call
+// WritePacket for shorter ones itself and spare a call.
+const MinRefLen = refMin
+
 const (
-	// refMin is the smallest packet worth a reference instead of a copy:
-	// below it the copy into the buffer costs less than the kernel's extra
-	// iovec segment.
 	refMin = 1024
 	// maxRefs bounds the references of one batch, so that a vectored write
 	// stays within IOV_MAX (1024) segments.

@@ -52,7 +52,7 @@ func (c *capture) handle(p *rawcap.Packet) error {
 	c.pkt.Data = p.Data
 	c.pkt.Direction, c.pkt.Reception = direction(p.Type, p.Data, c.programSide)
 	var err error
-	if p.InRing {
+	if p.InRing && len(p.Data) >= pcapng.MinRefLen {
 		err = c.w.WritePacketRef(&c.pkt)
 	} else {
 		err = c.w.WritePacket(&c.pkt)
