@@ -36,7 +36,10 @@ type Names struct {
 	queries  map[uint16]*dnsQuery // by DNS id
 	qorder   []uint16
 	failures []Failure
-	streams  map[flowKey]*dnsStream
+	// failed holds the failures for deduplication: a program that keeps
+	// failing lookups must not make each new one cost a scan of the list.
+	failed  map[Failure]struct{}
+	streams map[flowKey]*dnsStream
 
 	// OnName, if set, is called for every new (address, name) pair.
 	OnName func(netip.Addr, string)
@@ -58,6 +61,7 @@ func NewNames() *Names {
 	n := &Names{
 		names:   map[netip.Addr][]string{},
 		queries: map[uint16]*dnsQuery{},
+		failed:  map[Failure]struct{}{},
 		streams: map[flowKey]*dnsStream{},
 		decoded: make([]gopacket.LayerType, 0, 8),
 	}

@@ -117,14 +117,12 @@ func (t *Names) learn(addr netip.Addr, asked, canonical string) {
 }
 
 func (t *Names) fail(name, typ, rcode string) {
-	for _, f := range t.failures {
-		if f.Name == name && f.Type == typ && f.RCode == rcode {
-			return
-		}
+	f := Failure{name, typ, rcode}
+	if _, dup := t.failed[f]; dup || len(t.failures) >= maxNames {
+		return
 	}
-	if len(t.failures) < maxNames {
-		t.failures = append(t.failures, Failure{name, typ, rcode})
-	}
+	t.failed[f] = struct{}{}
+	t.failures = append(t.failures, f)
 }
 
 // sni returns the server name of a TLS ClientHello at the start of p.

@@ -599,3 +599,17 @@ func TestWriteTextGroupsAndCaps(t *testing.T) {
 		t.Errorf("failed lookups not capped at %d:\n%s", maxTextRows, text)
 	}
 }
+
+// BenchmarkDNSFailures is a program whose lookups keep failing, each for
+// a new name: recording a failure must not cost a scan of all before it.
+func BenchmarkDNSFailures(b *testing.B) {
+	n := NewNames()
+	names := make([]string, 1<<16)
+	for i := range names {
+		names[i] = fmt.Sprintf("host%d.nx.example.test", i)
+	}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		n.fail(names[i%len(names)], "A", "NXDOMAIN")
+	}
+}
