@@ -23,7 +23,16 @@ type dnsQuery struct {
 // dnsStream holds the unparsed rest of the two directions of a TCP DNS
 // conversation (messages carry a 2-byte length prefix, RFC 1035 4.2.2).
 type dnsStream struct {
-	query, answer []byte
+	query, answer tcpHalf
+}
+
+// tcpHalf is one direction of a TCP DNS stream: the bytes of a message not
+// complete yet, and the sequence number the next new byte has.
+type tcpHalf struct {
+	buf     []byte
+	next    uint32
+	started bool
+	lost    bool // a segment went missing: the stream cannot be followed
 }
 
 // Names learns names for remote addresses from the few packets that can
@@ -117,7 +126,7 @@ func (n *Names) Decode(data []byte, outbound bool) {
 	case proto == ProtoUDP && (sport == 53 || dport == 53):
 		n.dns(payload, dport == 53)
 	case proto == ProtoTCP && (sport == 53 || dport == 53):
-		n.dnsTCP(k, payload, dport == 53)
+		n.dnsTCP(k, n.tcp.Seq, payload, dport == 53)
 	case proto == ProtoTCP && outbound:
 		if name := sni(payload); name != "" {
 			n.addName(k.remoteAddrPort().Addr(), name)
@@ -142,39 +151,66 @@ func (n *Names) addName(a netip.Addr, name string) {
 	}
 }
 
-// dnsTCP reassembles the DNS messages of a TCP stream, in order, and
-// parses each complete one.
-func (n *Names) dnsTCP(k flowKey, payload []byte, query bool) {
+// dnsTCP reassembles the DNS messages of a TCP stream by sequence number
+// and parses each complete one. A retransmitted segment adds only what it
+// has beyond what came before; after a missing segment the stream's
+// message boundaries are unknown and it is given up (its lookups are
+// still in the capture file).
+func (n *Names) dnsTCP(k flowKey, seq uint32, payload []byte, query bool) {
 	st := n.streams[k]
 	if st == nil {
 		if len(n.streams) >= maxStreams {
-			return
+			// Streams stay while they last, for their sequence numbers;
+			// those with nothing pending make room when it runs out.
+			for k, st := range n.streams {
+				if st.query.buf == nil && st.answer.buf == nil {
+					delete(n.streams, k)
+				}
+			}
+			if len(n.streams) >= maxStreams {
+				return
+			}
 		}
 		st = &dnsStream{}
 		n.streams[k] = st
 	}
-	buf := &st.answer
+	h := &st.answer
 	if query {
-		buf = &st.query
+		h = &st.query
 	}
-	if len(*buf)+len(payload) > 2+65535 {
-		*buf = nil // lost sync: give up on this stream's backlog
+	if h.lost {
 		return
 	}
-	*buf = append(*buf, payload...)
-	for len(*buf) >= 2 {
-		m := int(binary.BigEndian.Uint16(*buf))
-		if len(*buf) < 2+m {
+	if !h.started {
+		h.started, h.next = true, seq
+	}
+	switch d := int32(seq - h.next); {
+	case d > 0:
+		h.lost, h.buf = true, nil
+		return
+	case d < 0:
+		old := int(-int64(d))
+		if old >= len(payload) {
+			return // all of it came before
+		}
+		payload = payload[old:]
+	}
+	h.next += uint32(len(payload))
+	if len(h.buf)+len(payload) > 2+65535 {
+		h.lost, h.buf = true, nil // no message is that long: not DNS
+		return
+	}
+	h.buf = append(h.buf, payload...)
+	for len(h.buf) >= 2 {
+		m := int(binary.BigEndian.Uint16(h.buf))
+		if len(h.buf) < 2+m {
 			return
 		}
-		n.dns((*buf)[2:2+m], query)
-		*buf = (*buf)[2+m:]
+		n.dns(h.buf[2:2+m], query)
+		h.buf = h.buf[2+m:]
 	}
-	if len(*buf) == 0 {
-		*buf = nil
-	}
-	if st.query == nil && st.answer == nil {
-		delete(n.streams, k) // nothing pending: keep the map small
+	if len(h.buf) == 0 {
+		h.buf = nil
 	}
 }
 

@@ -253,13 +253,75 @@ func TestDNSOverTCPSplit(t *testing.T) {
 	})
 	stream := binary.BigEndian.AppendUint16(nil, uint16(len(resp)))
 	stream = append(stream, resp...)
-	ack := func() *layers.TCP { return &layers.TCP{ACK: true, PSH: true} }
+	ack := func(seq int) *layers.TCP { return &layers.TCP{ACK: true, PSH: true, Seq: uint32(1e9 + seq)} }
 	for i := 0; i < len(stream); i += 7 {
 		end := min(i+7, len(stream))
-		f.send(pkt{src: dnsSrv, dst: local, sport: 53, dport: 41000, tcp: ack(), payload: stream[i:end]}, false)
+		f.send(pkt{src: dnsSrv, dst: local, sport: 53, dport: 41000, tcp: ack(i), payload: stream[i:end]}, false)
 	}
 	if n := tr.Names().Names()[web]; len(n) != 1 || n[0] != "tcp.example.test" {
 		t.Fatalf("names from DNS over TCP = %v", n)
+	}
+}
+
+// TestDNSOverTCPRetransmitted: segments sent again, whole or overlapping
+// what came before, add only their new bytes (sequence numbers wrap around
+// 2^32 on the way); a stream with a segment missing is given up, without
+// learning anything wrong from the bytes after the gap.
+func TestDNSOverTCPRetransmitted(t *testing.T) {
+	resp := func(name string, a netip.Addr) []byte {
+		m := dnsMsg(t, 9, name, dnsmessage.TypeA, true, 0, func(b *dnsmessage.Builder) {
+			b.AResource(hdr(name), dnsmessage.AResource{A: a.As4()})
+		})
+		return append(binary.BigEndian.AppendUint16(nil, uint16(len(m))), m...)
+	}
+	other := netip.MustParseAddr("198.51.100.99")
+	stream := append(resp("one.example.test", web), resp("two.example.test", other)...)
+	const isn = 1<<32 - 20 // wraps inside the first message
+	seg := func(f *feeder, from, to, port int) {
+		f.send(pkt{src: dnsSrv, dst: local, sport: 53, dport: uint16(port),
+			tcp: &layers.TCP{ACK: true, PSH: true, Seq: uint32(isn + from)}, payload: stream[from:to]}, false)
+	}
+
+	tr := New(nil)
+	f := &feeder{t: t, tr: tr}
+	seg(f, 0, 10, 41001)
+	seg(f, 0, 10, 41001) // the same again
+	seg(f, 5, 30, 41001) // overlapping
+	seg(f, 30, 31, 41001)
+	seg(f, 10, 31, 41001) // all old
+	seg(f, 31, len(stream), 41001)
+	names := tr.Names().Names()
+	if n := names[web]; len(n) != 1 || n[0] != "one.example.test" {
+		t.Errorf("first message: names %v", n)
+	}
+	if n := names[other]; len(n) != 1 || n[0] != "two.example.test" {
+		t.Errorf("second message: names %v", n)
+	}
+
+	tr = New(nil)
+	f = &feeder{t: t, tr: tr}
+	first := len(resp("one.example.test", web))
+	seg(f, 0, 10, 41002)
+	seg(f, 20, first+4, 41002) // bytes 10..20 never came
+	seg(f, first+4, len(stream), 41002)
+	if n := tr.Names().Names(); len(n) != 0 {
+		t.Errorf("names learned from a stream with a gap: %v", n)
+	}
+
+	// More streams than are followed at once: finished ones make room.
+	tr = New(nil)
+	f = &feeder{t: t, tr: tr}
+	for port := 0; port < maxStreams+10; port++ {
+		seg(f, 0, first, 20000+port)
+	}
+	last := resp("last.example.test", other)
+	f.send(pkt{src: dnsSrv, dst: local, sport: 53, dport: 19999,
+		tcp: &layers.TCP{ACK: true, PSH: true, Seq: 7}, payload: last}, false)
+	if n := tr.Names().Names()[other]; len(n) != 1 || n[0] != "last.example.test" {
+		t.Fatalf("stream %d: names %v", maxStreams+11, n)
+	}
+	if got := len(tr.names.streams); got > maxStreams {
+		t.Errorf("%d streams kept, at most %d", got, maxStreams)
 	}
 }
 
