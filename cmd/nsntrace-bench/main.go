@@ -386,23 +386,28 @@ func engineRun(gen, capns netns, t tool, conf, sink string, rate string) (sample
 	return s, nil
 }
 
-func engineTables(work string, tables map[string]bool) error {
-	gen, err := newNS("gen")
-	if err != nil {
-		return err
+// floodPair makes two namespaces joined by a veth, gen0 in the first
+// (trafgen's) and cap0 in the second (the capture tool's), both up.
+func floodPair(tag string) (gen, capns netns, err error) {
+	if gen, err = newNS(tag + "gen"); err != nil {
+		return "", "", err
 	}
-	capns, err := newNS("cap")
-	if err != nil {
-		return err
+	if capns, err = newNS(tag + "cap"); err != nil {
+		return "", "", err
 	}
 	if out, err := exec.Command("ip", "link", "add", "gen0", "netns", string(gen), "type", "veth",
 		"peer", "name", "cap0", "netns", string(capns)).CombinedOutput(); err != nil {
-		return fmt.Errorf("create veth: %v: %s", err, out)
+		return "", "", fmt.Errorf("create veth: %v: %s", err, out)
 	}
 	if err := gen.sh("ip link set gen0 up"); err != nil {
-		return err
+		return "", "", err
 	}
-	if err := capns.sh("ip link set cap0 up"); err != nil {
+	return gen, capns, capns.sh("ip link set cap0 up")
+}
+
+func engineTables(work string, tables map[string]bool) error {
+	gen, capns, err := floodPair("")
+	if err != nil {
 		return err
 	}
 	ts := tools()

@@ -4,35 +4,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 )
 
 // --- table 5: the connection summary's cost on capture ------------------
-
-// sumNS is newNS with its own name prefix, so that the namespaces of this
-// table are told apart from the others' in `ip netns list`.
-func sumNS(tag string) (netns, error) {
-	n := netns(fmt.Sprintf("sumh-%d-%s", os.Getpid(), tag))
-	if out, err := exec.Command("ip", "netns", "add", string(n)).CombinedOutput(); err != nil {
-		return "", fmt.Errorf("ip netns add %s: %v: %s", n, err, out)
-	}
-	atCleanup(func() {
-		if out, err := exec.Command("ip", "netns", "pids", string(n)).Output(); err == nil {
-			for _, f := range strings.Fields(string(out)) {
-				if pid, err := strconv.Atoi(f); err == nil {
-					syscall.Kill(pid, syscall.SIGKILL)
-				}
-			}
-		}
-		exec.Command("ip", "netns", "del", string(n)).Run()
-	})
-	return n, n.sh("ip link set lo up")
-}
 
 // manyFlowsConf is trafgenConf's 64-byte frame with a random source port
 // and a random last byte of the source address in every frame: millions of
@@ -55,22 +32,8 @@ type sumSample struct {
 }
 
 func summaryTable(work string) error {
-	gen, err := sumNS("gen")
+	gen, capns, err := floodPair("sum")
 	if err != nil {
-		return err
-	}
-	capns, err := sumNS("cap")
-	if err != nil {
-		return err
-	}
-	if out, err := exec.Command("ip", "link", "add", "gen0", "netns", string(gen), "type", "veth",
-		"peer", "name", "cap0", "netns", string(capns)).CombinedOutput(); err != nil {
-		return fmt.Errorf("create veth: %v: %s", err, out)
-	}
-	if err := gen.sh("ip link set gen0 up"); err != nil {
-		return err
-	}
-	if err := capns.sh("ip link set cap0 up"); err != nil {
 		return err
 	}
 	one64, err := trafgenConf(work, 64)
