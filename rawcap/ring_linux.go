@@ -294,11 +294,20 @@ func (r *Ring) drain(fn func(*Packet) error) error {
 	if err := unix.Bind(r.fd, &unix.SockaddrLinklayer{Protocol: 0, Ifindex: 0}); err != nil {
 		return os.NewSyscallError("bind (unhook)", err)
 	}
-	if err := r.readReady(fn); err != nil {
-		return err
-	}
-	b := r.blocks[r.cur]
-	if n := loadNumPkts(b); n > 0 && loadStatus(b)&unix.TP_STATUS_USER == 0 {
+	for {
+		if err := r.readReady(fn); err != nil {
+			return err
+		}
+		b := r.blocks[r.cur]
+		if loadStatus(b)&unix.TP_STATUS_USER != 0 {
+			// The kernel's block timer retired it since readReady looked
+			// (it still runs after the unhook): deliver it as retired.
+			continue
+		}
+		n := loadNumPkts(b)
+		if n == 0 {
+			return nil
+		}
 		err := r.w.walk(b, n, fn)
 		if r.done != nil {
 			if derr := r.done(); err == nil {
@@ -307,7 +316,6 @@ func (r *Ring) drain(fn func(*Packet) error) error {
 		}
 		return err
 	}
-	return nil
 }
 
 // Stats returns running totals of the kernel's counters.

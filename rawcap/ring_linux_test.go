@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -593,4 +594,75 @@ func TestRunBlocksKeepsData(t *testing.T) {
 		t.Errorf("done called %d times for 400 packets in 16 KiB blocks", blocks)
 	}
 	t.Logf("%d packets in %d blocks", len(got), blocks)
+}
+
+// TestStopWhileDeviceGoesAway stops captures while their device is being
+// deleted under a flood: the kernel then unhooks the socket itself
+// without waiting for packets still being written into the ring, and the
+// drain must neither fail nor deliver a half-written packet.
+func TestStopWhileDeviceGoesAway(t *testing.T) {
+	testbed.RequirePrivileged(t)
+	for iter := 0; iter < 25; iter++ {
+		p := newPair(t)
+		r := p.open(t, &Config{BlockTimeout: 60 * time.Second})
+		frame := udpFrame(p.bMAC, 9, 1, 200)
+		var fd, idx int
+		if err := p.a.Do(func() error {
+			i, err := net.InterfaceByName("a0")
+			if err != nil {
+				return err
+			}
+			idx = i.Index
+			fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		stopSend := make(chan struct{})
+		sent := make(chan struct{})
+		go func() {
+			defer close(sent)
+			to := &unix.SockaddrLinklayer{Ifindex: idx, Halen: 6}
+			for {
+				select {
+				case <-stopSend:
+					return
+				default:
+				}
+				if err := unix.Sendto(fd, frame, 0, to); err != nil {
+					return // the device is gone
+				}
+			}
+		}()
+		var bad int
+		ctx, cancel := context.WithCancel(context.Background())
+		errc := make(chan error, 1)
+		go func() {
+			errc <- r.Run(ctx, func(pk *Packet) error {
+				if !bytes.Equal(pk.Data, frame) {
+					bad++
+				}
+				return nil
+			})
+		}()
+		time.Sleep(5 * time.Millisecond)
+		del := make(chan []byte, 1)
+		go func() {
+			out, _ := exec.Command("ip", "netns", "exec", p.b.Name, "ip", "link", "del", "b0").CombinedOutput()
+			del <- out
+		}()
+		time.Sleep(time.Duration(iter%5) * 300 * time.Microsecond)
+		cancel()
+		err := <-errc
+		close(stopSend)
+		<-sent
+		<-del
+		unix.Close(fd)
+		if err != nil {
+			t.Fatalf("iteration %d: stop while the device went away: %v", iter, err)
+		}
+		if bad > 0 {
+			t.Fatalf("iteration %d: %d packets delivered that were not the frame sent", iter, bad)
+		}
+	}
 }

@@ -3,6 +3,7 @@ package rawcap
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 )
 
 // Offsets in a TPACKET_V3 block (struct tpacket_block_desc with its
@@ -39,6 +40,12 @@ var ne = binary.NativeEndian
 // errCorrupt reports a block whose headers point outside it.
 var errCorrupt = errors.New("rawcap: corrupt ring block")
 
+// corrupt says where a block stopped making sense: the details are for a
+// bug report, the error for errors.Is.
+func corrupt(i, n uint32, off uint64, what string) error {
+	return fmt.Errorf("%w: packet %d of %d at offset %d: %s", errCorrupt, i, n, off, what)
+}
+
 // walker turns the packets of a block into Packets. It owns a scratch
 // buffer for re-inserting VLAN tags, so walking allocates nothing.
 type walker struct {
@@ -57,13 +64,13 @@ func (w *walker) walk(block []byte, numPkts uint32, fn func(*Packet) error) erro
 	off := uint64(ne.Uint32(block[bdOffFirstPkt:]))
 	for i := uint32(0); i < numPkts; i++ {
 		if off < blockHeaderLen || off+sllOff+sllLen > uint64(len(block)) {
-			return errCorrupt
+			return corrupt(i, numPkts, off, "header out of the block")
 		}
 		h := block[off:]
 		mac := uint64(ne.Uint16(h[hdrMac:]))
 		snap := uint64(ne.Uint32(h[hdrSnaplen:]))
 		if mac < sllOff+sllLen || off+mac+snap > uint64(len(block)) {
-			return errCorrupt
+			return corrupt(i, numPkts, off, fmt.Sprintf("data at %d+%d", mac, snap))
 		}
 		data := h[mac : mac+snap]
 		status := ne.Uint32(h[hdrStatus:])
@@ -101,7 +108,7 @@ func (w *walker) walk(block []byte, numPkts uint32, fn func(*Packet) error) erro
 		next := uint64(ne.Uint32(h[hdrNextOffset:]))
 		if next == 0 {
 			if i+1 < numPkts {
-				return errCorrupt
+				return corrupt(i, numPkts, off, "no next packet")
 			}
 			break
 		}
