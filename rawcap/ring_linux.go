@@ -294,6 +294,9 @@ func (r *Ring) drain(fn func(*Packet) error) error {
 	if err := unix.Bind(r.fd, &unix.SockaddrLinklayer{Protocol: 0, Ifindex: 0}); err != nil {
 		return os.NewSyscallError("bind (unhook)", err)
 	}
+	if err := r.settle(); err != nil {
+		return err
+	}
 	for {
 		if err := r.readReady(fn); err != nil {
 			return err
@@ -316,6 +319,31 @@ func (r *Ring) drain(fn func(*Packet) error) error {
 		}
 		return err
 	}
+}
+
+// settle makes sure no packet is still being written into the ring when
+// the device went down before the unhook. Then the kernel had unhooked the
+// socket itself (packet_notifier, NETDEV_DOWN), without waiting for a
+// tpacket_rcv already running on another CPU for a packet that was queued
+// before, and it said so with ENETDOWN in SO_ERROR; our unhook, finding
+// nothing hooked, did not wait either. Hooking once more, for a protocol
+// nothing sends (the IEEE local experimental EtherType), and unhooking
+// again makes the kernel wait (synchronize_net) for every such writer.
+func (r *Ring) settle() error {
+	e, err := unix.GetsockoptInt(r.fd, unix.SOL_SOCKET, unix.SO_ERROR)
+	if err != nil {
+		return os.NewSyscallError("getsockopt SO_ERROR", err)
+	}
+	if unix.Errno(e) != unix.ENETDOWN {
+		return nil
+	}
+	if err := unix.Bind(r.fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_802_EX1), Ifindex: 0}); err != nil {
+		return os.NewSyscallError("bind (settle)", err)
+	}
+	if err := unix.Bind(r.fd, &unix.SockaddrLinklayer{Protocol: 0, Ifindex: 0}); err != nil {
+		return os.NewSyscallError("bind (unhook)", err)
+	}
+	return nil
 }
 
 // Stats returns running totals of the kernel's counters.
