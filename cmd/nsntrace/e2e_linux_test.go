@@ -725,11 +725,13 @@ func TestStdoutReaderGoesAway(t *testing.T) {
 	e.clean(token)
 }
 
-func TestInterfaceCapture(t *testing.T) {
-	t.Parallel()
-	e := newE2E(t, nil)
-	file := filepath.Join(e.dir, "iface.pcap")
-	cmd := e.cmd("--interface", e.in.UplinkH, "-U", "-f", "udp port 7", "-o", file)
+// captureInterfaceUDP runs `nsntrace --interface` on H's uplink with the
+// filter "udp port 7" into file, plus args, sends datagrams from H until
+// the file is larger than min bytes, stops it with SIGINT and returns its
+// stderr.
+func captureInterfaceUDP(t *testing.T, e *e2e, file string, min int64, args ...string) *bytes.Buffer {
+	t.Helper()
+	cmd := e.cmd(append([]string{"--interface", e.in.UplinkH, "-U", "-f", "udp port 7", "-o", file}, args...)...)
 	var se bytes.Buffer
 	cmd.Stderr = &se
 	if err := cmd.Start(); err != nil {
@@ -740,15 +742,23 @@ func TestInterfaceCapture(t *testing.T) {
 	for deadline := time.Now().Add(30 * time.Second); ; {
 		e.in.H.Run(t, "env", helperEnv+"=1", os.Args[0], "udp", testbed.UpstreamAddr.String()+":7", "via-interface")
 		time.Sleep(200 * time.Millisecond)
-		if fi, err := os.Stat(file); err == nil && fi.Size() > 24 || time.Now().After(deadline) {
+		if fi, err := os.Stat(file); err == nil && fi.Size() > min || time.Now().After(deadline) {
 			break
 		}
 	}
 	cmd.Process.Signal(os.Interrupt)
 	if err := cmd.Wait(); err != nil {
-		t.Fatalf("--interface: %v: %s", err, se.String())
+		t.Fatalf("--interface %v: %v: %s", args, err, se.String())
 	}
 	t.Logf("stderr:\n%s", se.String())
+	return &se
+}
+
+func TestInterfaceCapture(t *testing.T) {
+	t.Parallel()
+	e := newE2E(t, nil)
+	file := filepath.Join(e.dir, "iface.pcap")
+	se := captureInterfaceUDP(t, e, file, 24)
 	m := regexp.MustCompile(`(\d+) packets? captured\n(\d+) packets? received by filter\n(\d+) packets? dropped by kernel`).FindStringSubmatch(se.String())
 	if m == nil {
 		t.Fatalf("no tcpdump-style counters on stderr")

@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/nsntrace/nsntrace/internal/summary"
 	"github.com/nsntrace/nsntrace/internal/testbed"
@@ -168,24 +167,7 @@ func TestSummaryInterface(t *testing.T) {
 	e := newE2E(t, nil)
 	file := filepath.Join(e.dir, "iface.pcapng")
 	js := filepath.Join(e.dir, "iface.json")
-	cmd := e.cmd("--interface", e.in.UplinkH, "-U", "-f", "udp port 7", "-o", file, "--summary", js)
-	var se strings.Builder
-	cmd.Stderr = &se
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		e.in.H.Run(t, "env", helperEnv+"=1", os.Args[0], "udp", testbed.UpstreamAddr.String()+":7", "via-interface")
-		time.Sleep(200 * time.Millisecond)
-		if fi, err := os.Stat(file); err == nil && fi.Size() > 200 || time.Now().After(deadline) {
-			break
-		}
-	}
-	cmd.Process.Signal(os.Interrupt)
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("--interface --summary: %v: %s", err, se.String())
-	}
-	t.Logf("stderr:\n%s", se.String())
+	se := captureInterfaceUDP(t, e, file, 200, "--summary", js)
 	if !strings.Contains(se.String(), "Outbound connections:") {
 		t.Errorf("no summary table on stderr")
 	}
