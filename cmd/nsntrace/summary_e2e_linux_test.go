@@ -43,14 +43,7 @@ exit 0`, testbed.HTTPPort, testbed.UpstreamAddr, testbed.EchoPort, testbed.Close
 			t.Errorf("summary on stderr lacks %q:\n%s", want, out)
 		}
 	}
-	b, err := os.ReadFile(js)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var r summary.Report
-	if err := json.Unmarshal(b, &r); err != nil {
-		t.Fatalf("%v\n%s", err, b)
-	}
+	r := readSummary(t, js)
 	if r.ExitStatus != 0 || len(r.Command) != 3 || r.Command[0] != "bash" || r.Packets == 0 {
 		t.Errorf("header = %+v", r)
 	}
@@ -171,14 +164,7 @@ func TestSummaryInterface(t *testing.T) {
 	if !strings.Contains(se.String(), "Outbound connections:") {
 		t.Errorf("no summary table on stderr")
 	}
-	b, err := os.ReadFile(js)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var r summary.Report
-	if err := json.Unmarshal(b, &r); err != nil {
-		t.Fatalf("%v\n%s", err, b)
-	}
+	r := readSummary(t, js)
 	var out, in uint64
 	for _, c := range r.Connections {
 		if c.Proto != "udp" || c.RemoteAddr != testbed.UpstreamAddr.String() || c.RemotePort != 7 || c.Direction != "outbound" {
@@ -196,4 +182,18 @@ func TestSummaryInterface(t *testing.T) {
 	if r.Packets != out+in {
 		t.Errorf("packets %d, connections hold %d", r.Packets, out+in)
 	}
+}
+
+// readSummary reads a --summary JSON file.
+func readSummary(t *testing.T, path string) *summary.Report {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r summary.Report
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatalf("%v\n%s", err, b)
+	}
+	return &r
 }
