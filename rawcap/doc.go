@@ -2,7 +2,7 @@
 // AF_PACKET socket and a TPACKET_V3 memory-mapped receive ring, in pure Go.
 //
 // The socket is opened with protocol 0 (nothing is queued), the classic BPF
-// filter is attached and locked, the ring is set up and mapped, and only then
+// filter is attached, the ring is set up and mapped, and only then
 // is the socket bound to ETH_P_ALL on the interface: no packet the filter
 // rejects can slip in before the filter is there.
 //
@@ -10,9 +10,13 @@
 // the ring or cancelling the context unblocks them at once. Packets are
 // handed to the caller as zero-copy views valid during the callback, and
 // every block goes back to the kernel as soon as its packets were delivered.
-// Stopping loses nothing: the socket is unhooked from the device, and every
-// packet the kernel already accepted, including those of the block it has
-// not retired yet, is delivered before Run returns.
+// Stopping loses nothing and lets nothing else in: a filter that rejects
+// everything replaces the caller's, a re-bind waits out (synchronize_net)
+// every packet still being written, and then every packet the kernel
+// accepted, including those of the block it has not retired yet, is
+// delivered before Run returns; the kernel's counters no longer move.
+// bind(2) alone cannot stop a packet socket: protocol 0 keeps the current
+// protocol, and ifindex 0 then means every interface.
 //
 // # Privileges
 //

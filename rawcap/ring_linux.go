@@ -16,7 +16,6 @@ import (
 // interface.
 type Ring struct {
 	file    *os.File
-	fd      int
 	ifindex int
 	mem     []byte
 	blocks  [][]byte
@@ -89,9 +88,7 @@ func New(cfg *Config) (r *Ring, err error) {
 			}
 			return nil, os.NewSyscallError("setsockopt SO_ATTACH_FILTER", err)
 		}
-		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_LOCK_FILTER, 1); err != nil {
-			return nil, os.NewSyscallError("setsockopt SO_LOCK_FILTER", err)
-		}
+		// Not locked (SO_LOCK_FILTER): unhook replaces the filter to stop.
 	}
 	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V3); err != nil {
 		return nil, os.NewSyscallError("setsockopt PACKET_VERSION", err)
@@ -135,7 +132,7 @@ func New(cfg *Config) (r *Ring, err error) {
 	if f == nil {
 		return nil, errors.New("open ring: os.NewFile failed")
 	}
-	r = &Ring{file: f, fd: fd, mem: mem, w: walker{snapLen: c.SnapLen}}
+	r = &Ring{file: f, mem: mem, w: walker{snapLen: c.SnapLen}}
 	r.w.scratch = make([]byte, 0, min(c.BlockSize, c.SnapLen+4)+4)
 	for i := 0; i < nblocks; i++ {
 		r.blocks = append(r.blocks, mem[i*c.BlockSize:(i+1)*c.BlockSize])
@@ -147,18 +144,12 @@ func New(cfg *Config) (r *Ring, err error) {
 // bind(2) with ETH_P_ALL). Only now is anything queued: the filter and the
 // ring are already in place.
 func (r *Ring) Bind(ifindex int) error {
-	rc, err := r.file.SyscallConn()
+	err := r.control(func(fd int) error {
+		sa := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifindex}
+		return os.NewSyscallError("bind", unix.Bind(fd, sa))
+	})
 	if err != nil {
 		return fmt.Errorf("bind ring: %w", err)
-	}
-	var berr error
-	if err := rc.Control(func(fd uintptr) {
-		berr = unix.Bind(int(fd), &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifindex})
-	}); err != nil {
-		return fmt.Errorf("bind ring: %w", err)
-	}
-	if berr != nil {
-		return os.NewSyscallError("bind", berr)
 	}
 	r.ifindex = ifindex
 	return nil
@@ -280,21 +271,8 @@ func (r *Ring) readReady(fn func(*Packet) error) error {
 }
 
 // drain stops the socket from receiving and delivers what it holds.
-//
-// bind(2) with protocol 0 unhooks the socket from the device:
-// packet_do_bind calls __unregister_prot_hook(sk, true), whose
-// synchronize_net() waits until no tpacket_rcv of this socket is running
-// on any CPU (the kernel also unhooks by itself when the device goes
-// away, with the same synchronisation). After it returns the kernel writes no packet into the ring,
-// so the block it has not retired yet can be read in place: its num_pkts
-// counts packets whose headers and data are complete.
 func (r *Ring) drain(fn func(*Packet) error) error {
-	// Ifindex 0: the device may be gone already (a veth dies with its
-	// peer's namespace); unhooking does not need it.
-	if err := unix.Bind(r.fd, &unix.SockaddrLinklayer{Protocol: 0, Ifindex: 0}); err != nil {
-		return os.NewSyscallError("bind (unhook)", err)
-	}
-	if err := r.settle(); err != nil {
+	if err := r.unhook(); err != nil {
 		return err
 	}
 	for {
@@ -307,6 +285,9 @@ func (r *Ring) drain(fn func(*Packet) error) error {
 			// (it still runs after the unhook): deliver it as retired.
 			continue
 		}
+		// No writer is left (see unhook), so the open block's num_pkts
+		// counts packets whose headers and data are complete. A block
+		// released but not reopened reads 0 (releaseBlock).
 		n := loadNumPkts(b)
 		if n == 0 {
 			return nil
@@ -321,29 +302,71 @@ func (r *Ring) drain(fn func(*Packet) error) error {
 	}
 }
 
-// settle makes sure no packet is still being written into the ring when
-// the device went down before the unhook. Then the kernel had unhooked the
-// socket itself (packet_notifier, NETDEV_DOWN), without waiting for a
-// tpacket_rcv already running on another CPU for a packet that was queued
-// before, and it said so with ENETDOWN in SO_ERROR; our unhook, finding
-// nothing hooked, did not wait either. Hooking once more, for a protocol
-// nothing sends (the IEEE local experimental EtherType), and unhooking
-// again makes the kernel wait (synchronize_net) for every such writer.
-func (r *Ring) settle() error {
-	e, err := unix.GetsockoptInt(r.fd, unix.SOL_SOCKET, unix.SO_ERROR)
-	if err != nil {
-		return os.NewSyscallError("getsockopt SO_ERROR", err)
-	}
-	if unix.Errno(e) != unix.ENETDOWN {
+// Two EtherTypes nothing sends (IEEE 802 local experimental 1 and 2): the
+// socket is hooked for them while it stops.
+const (
+	etherTypeLocalExp1 = unix.ETH_P_802_EX1
+	etherTypeLocalExp2 = 0x88b6
+)
+
+// unhook makes sure that, when it returns, the kernel writes nothing more
+// into the ring and its counters stay still.
+//
+// bind(2) cannot unhook a packet socket: packet_bind passes
+// "sll_protocol ? : po->num", so protocol 0 keeps ETH_P_ALL, and ifindex 0
+// then hooks every interface of the namespace. Instead:
+//
+//  1. A filter that accepts nothing replaces ours. tpacket_rcv runs the
+//     filter (run_filter, under RCU) before it touches the ring or counts
+//     a packet, so every call that starts from now on leaves the ring
+//     alone, whatever it is hooked to.
+//  2. Calls that started earlier may still be copying into the ring. A
+//     re-bind to another protocol unregisters the hook with
+//     __unregister_prot_hook(sk, true), whose synchronize_net() waits for
+//     them all. It only does that when the hook is registered
+//     (po->running); the kernel unhooks a socket by itself, without
+//     waiting, when its device goes down or away (packet_notifier), and
+//     says so with ENETDOWN in SO_ERROR. Then the first bind registers a
+//     hook again without waiting, and a second one, to another EtherType,
+//     unregisters it and waits. Both EtherTypes are ones nothing sends,
+//     and the filter rejects them anyway.
+func (r *Ring) unhook() error {
+	return r.control(func(fd int) error {
+		reject := []unix.SockFilter{{Code: unix.BPF_RET | unix.BPF_K, K: 0}}
+		if err := attachFilter(fd, reject); err != nil {
+			return os.NewSyscallError("setsockopt SO_ATTACH_FILTER (stop)", err)
+		}
+		if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(etherTypeLocalExp1)}); err != nil {
+			return os.NewSyscallError("bind (stop)", err)
+		}
+		// Read after the bind: a device that went down between the filter
+		// and the bind is seen too. Reading clears it (sock_error).
+		e, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
+		if err != nil {
+			return os.NewSyscallError("getsockopt SO_ERROR", err)
+		}
+		if unix.Errno(e) != unix.ENETDOWN {
+			return nil
+		}
+		if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(etherTypeLocalExp2)}); err != nil {
+			return os.NewSyscallError("bind (stop)", err)
+		}
 		return nil
+	})
+}
+
+// control runs fn with the socket's fd, through the runtime poller's
+// Control so that a concurrent Close cannot reuse the fd under it.
+func (r *Ring) control(fn func(fd int) error) error {
+	rc, err := r.file.SyscallConn()
+	if err != nil {
+		return err
 	}
-	if err := unix.Bind(r.fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_802_EX1), Ifindex: 0}); err != nil {
-		return os.NewSyscallError("bind (settle)", err)
+	var ferr error
+	if err := rc.Control(func(fd uintptr) { ferr = fn(int(fd)) }); err != nil {
+		return err
 	}
-	if err := unix.Bind(r.fd, &unix.SockaddrLinklayer{Protocol: 0, Ifindex: 0}); err != nil {
-		return os.NewSyscallError("bind (unhook)", err)
-	}
-	return nil
+	return ferr
 }
 
 // Stats returns running totals of the kernel's counters.
