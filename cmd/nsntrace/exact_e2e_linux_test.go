@@ -1,0 +1,126 @@
+//go:build linux
+
+package main
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/nsntrace/nsntrace/internal/testbed"
+)
+
+// isbCounts are the counters of a file's interface statistics blocks.
+type isbCounts struct {
+	blocks                    int
+	received, accepted, drops uint64
+	packets                   uint64 // enhanced packet blocks in the file
+}
+
+// readISB walks a pcapng file's blocks and returns its packet count and the
+// counters of its last interface statistics block (options 4 isb_ifrecv,
+// 6 isb_filteraccept, 7 isb_osdrop; draft-ietf-opsawg-pcapng).
+func readISB(t *testing.T, file string) isbCounts {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c isbCounts
+	var bo binary.ByteOrder = binary.LittleEndian
+	for off := 0; off+12 <= len(b); {
+		typ := bo.Uint32(b[off:])
+		if typ == 0x0a0d0d0a && binary.BigEndian.Uint32(b[off+8:]) == 0x1a2b3c4d {
+			bo = binary.BigEndian
+		}
+		n := int(bo.Uint32(b[off+4:]))
+		if n < 12 || off+n > len(b) {
+			t.Fatalf("%s: block at %d has length %d", file, off, n)
+		}
+		body := b[off+8 : off+n-4]
+		switch typ {
+		case 6:
+			c.packets++
+		case 5:
+			c.blocks++
+			for o := 12; o+4 <= len(body); {
+				code, l := bo.Uint16(body[o:]), int(bo.Uint16(body[o+2:]))
+				if code == 0 || o+4+l > len(body) {
+					break
+				}
+				if l == 8 {
+					v := bo.Uint64(body[o+4:])
+					switch code {
+					case 4:
+						c.received = v
+					case 6:
+						c.accepted = v
+					case 7:
+						c.drops = v
+					}
+				}
+				o += 4 + (l+3)&^3
+			}
+		}
+		off += n
+	}
+	return c
+}
+
+// TestTracesHoldOnlyTheProgram runs traces while the host talks to the
+// upstream on its uplink all the time: no trace may hold a packet the
+// program did not send or receive, each exits with the program's status,
+// and each file's counters add up (received = delivered + dropped). The
+// drain once re-hooked the capture to every interface of the host.
+func TestTracesHoldOnlyTheProgram(t *testing.T) {
+	t.Parallel()
+	e := newE2E(t, nil)
+	// Background traffic between H and U: datagrams to the echo server
+	// and their echoes, as fast as they go.
+	var conn net.Conn
+	if err := e.in.H.Do(func() error {
+		var err error
+		conn, err = net.Dial("udp", fmt.Sprintf("%s:%d", testbed.UpstreamAddr, testbed.EchoPort))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		msg := []byte(strings.Repeat("host-traffic ", 40))
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			conn.Write(msg) // a full socket buffer is fine: keep going
+		}
+	}()
+	t.Cleanup(func() { close(stop); wg.Wait(); conn.Close() })
+
+	const runs = 12
+	for i := range runs {
+		r := e.trace(fmt.Sprintf("quiet-%d.pcapng", i), "sh", "-c", "exit 3")
+		if r.code != 3 {
+			t.Fatalf("run %d: exit %d, want the program's 3: %s", i, r.code, r.stderr)
+		}
+		// The program sent nothing: only what its namespace says by
+		// itself on a fresh link may be there.
+		if rows := fields(t, r.file, "!("+linkChatter+")", "frame.number", "eth.dst", "_ws.col.Info"); len(rows) > 0 {
+			t.Errorf("run %d holds %d packets the program did not send or receive, first %q", i, len(rows), rows[0])
+		}
+		c := readISB(t, r.file)
+		if c.blocks != 1 || c.received != c.packets+c.drops || c.accepted != c.received {
+			t.Errorf("run %d: counters do not add up: %+v", i, c)
+		}
+	}
+	e.clean("")
+}
