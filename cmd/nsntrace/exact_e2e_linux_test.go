@@ -3,10 +3,13 @@
 package main
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -84,7 +87,7 @@ func TestTracesHoldOnlyTheProgram(t *testing.T) {
 	var conn net.Conn
 	if err := e.in.H.Do(func() error {
 		var err error
-		conn, err = net.Dial("udp", fmt.Sprintf("%s:%d", testbed.UpstreamAddr, testbed.EchoPort))
+		conn, err = net.Dial("udp", netip.AddrPortFrom(testbed.UpstreamAddr, testbed.EchoPort).String())
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -106,7 +109,10 @@ func TestTracesHoldOnlyTheProgram(t *testing.T) {
 	}()
 	t.Cleanup(func() { close(stop); wg.Wait(); conn.Close() })
 
-	const runs = 12
+	runs := 12
+	if soak() {
+		runs = 200
+	}
 	for i := range runs {
 		r := e.trace(fmt.Sprintf("quiet-%d.pcapng", i), "sh", "-c", "exit 3")
 		if r.code != 3 {
@@ -120,6 +126,57 @@ func TestTracesHoldOnlyTheProgram(t *testing.T) {
 		c := readISB(t, r.file)
 		if c.blocks != 1 || c.received != c.packets+c.drops || c.accepted != c.received {
 			t.Errorf("run %d: counters do not add up: %+v", i, c)
+		}
+	}
+	e.clean("")
+}
+
+// soak reports whether the long versions of the exactness tests were asked
+// for (NSNTRACE_SOAK=1): the counts the acceptance names.
+func soak() bool { return os.Getenv("NSNTRACE_SOAK") == "1" }
+
+// TestConcurrentDownloads runs traces of downloads side by side, with
+// summaries: every one must exit with the program's status and end with
+// a complete file whose counters add up.
+func TestConcurrentDownloads(t *testing.T) {
+	t.Parallel()
+	e := newE2E(t, &testbed.InternetConfig{LoopbackResolver: true})
+	testbed.RequireTool(t, "curl")
+	n, size := 6, 1000000
+	if soak() {
+		n, size = 64, 5000000
+	}
+	url := fmt.Sprintf("http://www.example.test:%d/bytes/%d", testbed.HTTPPort, size)
+	type run struct {
+		code   int
+		stderr string
+	}
+	res := make([]run, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			file := filepath.Join(e.dir, fmt.Sprintf("d%d.pcapng", i))
+			cmd := e.cmd("-q", "-o", file, "--summary", file+".json", "curl", "-sS", "-o", "/dev/null", "-w", "%{size_download}", url)
+			var so, se bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &so, &se
+			err := cmd.Run()
+			res[i] = run{code: exitCode(t, err), stderr: se.String()}
+			if res[i].code == 0 && so.String() != fmt.Sprint(size) {
+				res[i].code, res[i].stderr = -1, "downloaded "+so.String()
+			}
+		}()
+	}
+	wg.Wait()
+	for i, r := range res {
+		if r.code != 0 {
+			t.Errorf("trace %d: exit %d: %s", i, r.code, r.stderr)
+			continue
+		}
+		c := readISB(t, filepath.Join(e.dir, fmt.Sprintf("d%d.pcapng", i)))
+		if c.blocks != 1 || c.received != c.packets+c.drops || c.packets == 0 {
+			t.Errorf("trace %d: counters do not add up: %+v", i, c)
 		}
 	}
 	e.clean("")

@@ -1,6 +1,7 @@
 package testbed
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -35,7 +37,7 @@ var (
 
 // Ports of the upstream's servers (on every upstream address).
 const (
-	HTTPPort    = 8080 // HTTP/1.1, answers "hello from upstream\n" and echoes the path
+	HTTPPort    = 8080 // HTTP/1.1, answers "hello from upstream\n"; /bytes/N answers N bytes
 	EchoPort    = 7    // TCP and UDP echo
 	DNSPort     = 53   // UDP and TCP DNS for the zone in Internet.Zone
 	ClosedPort  = 9    // nothing listens: TCP gets RST
@@ -216,6 +218,19 @@ func (in *Internet) startServers(t testing.TB) {
 			rp, _ := netip.ParseAddrPort(r.RemoteAddr)
 			rp = netip.AddrPortFrom(rp.Addr().Unmap(), rp.Port())
 			in.record(Seen{Service: "http", Remote: rp, Detail: r.Host + r.URL.Path})
+			if n, err := strconv.Atoi(strings.TrimPrefix(r.URL.Path, "/bytes/")); err == nil && n >= 0 {
+				// A download of n bytes, for captures under load.
+				w.Header().Set("Content-Length", strconv.Itoa(n))
+				chunk := bytes.Repeat([]byte("0123456789abcdef"), 4096)
+				for n > 0 {
+					m := min(n, len(chunk))
+					if _, err := w.Write(chunk[:m]); err != nil {
+						return
+					}
+					n -= m
+				}
+				return
+			}
 			io.WriteString(w, HTTPBody)
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
