@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // envChild marks a process as a re-executed nsntrace child. Only Start sets
@@ -37,7 +38,18 @@ type Config struct {
 	// symbolic link at /etc/resolv.conf is covered itself, not its target,
 	// so that the target is left alone and a dangling link works too.
 	ResolvConf []byte
+	// WaitAll keeps the child until every process of the program's PID
+	// namespace is gone, daemons it left running included. Otherwise,
+	// when the program itself ends, what it left running gets SIGTERM,
+	// then SIGKILL after Grace.
+	WaitAll bool
+	// Grace is how long processes the program left running have between
+	// SIGTERM and SIGKILL (default DefaultGrace).
+	Grace time.Duration
 }
+
+// DefaultGrace is Config.Grace's default.
+const DefaultGrace = 2 * time.Second
 
 // User is an account the program runs as.
 type User struct {
@@ -109,6 +121,11 @@ type Status struct {
 	// is an *os.PathError whose Err is the errno, so errors.Is works with
 	// os.ErrNotExist and os.ErrPermission.
 	ExecError error
+	// Stopped counts the processes the program left running when it
+	// ended, which then got SIGTERM (never with Config.WaitAll); Killed
+	// counts those of them still there after the grace period, which got
+	// SIGKILL.
+	Stopped, Killed int
 }
 
 // ExitCode maps the status to the exit code convention of env(1),
@@ -174,6 +191,8 @@ type message struct {
 	Env        []string `json:"env,omitempty"`
 	User       *User    `json:"user,omitempty"`
 	ResolvConf []byte   `json:"resolv_conf,omitempty"`
+	WaitAll    bool     `json:"wait_all,omitempty"`
+	GraceMS    int64    `json:"grace_ms,omitempty"`
 
 	// "started": the program's pid inside the namespace
 	Pid int `json:"pid,omitempty"`
@@ -187,6 +206,10 @@ type message struct {
 	// "signal": the signal to forward
 	Code   int `json:"code,omitempty"`
 	Signal int `json:"signal,omitempty"`
+	// "exit": processes the program left running that were stopped, and
+	// how many of them had to be killed
+	Stopped int `json:"stopped,omitempty"`
+	Killed  int `json:"killed,omitempty"`
 }
 
 // Message types.

@@ -68,6 +68,11 @@ func Start(cfg *Config) (p *Process, err error) {
 		return nil, errors.New("start child: no argv[0]")
 	}
 
+	grace := cfg.Grace
+	if grace <= 0 {
+		grace = DefaultGrace
+	}
+
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("start child: %w", os.NewSyscallError("socketpair", err))
@@ -169,6 +174,8 @@ func Start(cfg *Config) (p *Process, err error) {
 		Env:        programEnv(cfg.Env, cfg.User),
 		User:       cfg.User,
 		ResolvConf: cfg.ResolvConf,
+		WaitAll:    cfg.WaitAll,
+		GraceMS:    grace.Milliseconds(),
 	}); err != nil {
 		return nil, fmt.Errorf("start child: send config: %w", p.deathCause(err))
 	}
@@ -351,7 +358,7 @@ func (p *Process) result() (Status, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if m := p.exitMsg; m != nil {
-		return Status{Code: m.Code, Signal: syscall.Signal(m.Signal)}, nil
+		return Status{Code: m.Code, Signal: syscall.Signal(m.Signal), Stopped: m.Stopped, Killed: m.Killed}, nil
 	}
 	if m := p.startMsg; m != nil && m.Type == msgExecError {
 		var err error = errors.New(m.Err)

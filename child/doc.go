@@ -8,11 +8,15 @@
 // ps and /proc/self are right), optionally covers /etc/resolv.conf with a
 // private file, and tells the caller it is ready. After [Process.Release] it
 // starts the program with the requested credentials, reaps every process of
-// the namespace (orphans are re-parented to it), forwards signals, and when
-// the program exits it reports the status over its socket and exits. The
-// kernel then kills every process left in the PID namespace, so nothing the
-// program started outlives the run, and [Process.Wait] returns only after
-// they are all gone.
+// the namespace (orphans are re-parented to it) and forwards signals. When
+// the program exits, whatever it left running gets SIGTERM and, after
+// [Config.Grace], SIGKILL (kill(-1) from the init reaches exactly the
+// namespace's processes); with [Config.WaitAll] the init instead waits
+// until it has no child left. Then it reports the program's status, with
+// how many processes were stopped, over its socket and exits. The kernel
+// kills whatever is still in the PID namespace when its init exits, so
+// nothing the program started outlives the run, and [Process.Wait] returns
+// only after they are all gone.
 //
 // Parent and init talk over one CLOEXEC socketpair (fd 3 in the init); the
 // init learns that it is one from an environment variable that only [Start]

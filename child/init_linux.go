@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"strconv"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -123,52 +124,131 @@ func runInit() int {
 		}
 	}()
 
+	sv := &supervisor{program: pid, waitAll: cfg.WaitAll, grace: time.Duration(cfg.GraceMS) * time.Millisecond}
 	for {
 		select {
 		case s := <-sigc:
 			switch s {
 			case unix.SIGCHLD:
-				if ws, done := reap(pid); done {
-					exit := message{Type: msgExit}
-					if ws.Signaled() {
-						exit.Signal = int(ws.Signal())
-					} else {
-						exit.Code = ws.ExitStatus()
-					}
-					_ = c.send(exit) // best effort: the parent may be gone; we end anyway
-					// Our exit makes the kernel kill whatever the
-					// program left running in the namespace.
+				if exit := sv.reaped(); exit != nil {
+					_ = c.send(*exit) // best effort: the parent may be gone; we end anyway
+					// Our exit makes the kernel kill whatever is left in
+					// the namespace (nothing, unless the parent asked to
+					// stop waiting).
 					return initExitOK
 				}
 			case unix.SIGTERM, unix.SIGUSR1, unix.SIGUSR2:
-				_ = unix.Kill(pid, s.(syscall.Signal)) // the program may be exiting already
+				sv.forward(s.(syscall.Signal))
 			default:
 				// SIGINT, SIGQUIT, SIGHUP: a terminal sends them to the
 				// whole foreground process group, program included.
 			}
+		case <-sv.timer:
+			sv.killAll()
 		case m, ok := <-msgc:
 			if !ok {
 				// The parent is gone (or closed us): end the run.
 				return initExitError
 			}
 			if m.Type == msgSignal && m.Signal > 0 {
-				_ = unix.Kill(pid, syscall.Signal(m.Signal)) // the program may be exiting already
+				sv.forward(syscall.Signal(m.Signal))
 			}
 		}
 	}
 }
 
-// reap collects every exited child (orphans of the namespace included) and
-// reports the program's status once it is among them.
-func reap(program int) (ws unix.WaitStatus, done bool) {
+// supervisor follows the program and what it leaves running, as the init
+// of their PID namespace: orphans become its children, and kill(-1, sig)
+// reaches every process of the namespace but the init itself.
+type supervisor struct {
+	program int
+	waitAll bool
+	grace   time.Duration
+
+	exit  *message         // the program's end, once it has ended
+	timer <-chan time.Time // the grace period of what it left running
+}
+
+// reaped reaps what has exited and returns the exit message once the run
+// is over: the program has ended and no process is left.
+func (sv *supervisor) reaped() *message {
+	ws, done, none := reap(sv.program)
+	if done && sv.exit == nil {
+		sv.exit = &message{Type: msgExit}
+		if ws.Signaled() {
+			sv.exit.Signal = int(ws.Signal())
+		} else {
+			sv.exit.Code = ws.ExitStatus()
+		}
+		if !none && !sv.waitAll {
+			// The trace ends with the program: what it left running
+			// gets SIGTERM and the grace period, as on ctrl-c.
+			sv.exit.Stopped = max(countProcesses(), 1)
+			_ = unix.Kill(-1, unix.SIGTERM) // ESRCH: they are gone already
+			sv.timer = time.After(sv.grace)
+		}
+	}
+	if sv.exit != nil && none {
+		return sv.exit
+	}
+	return nil
+}
+
+// killAll ends the grace period: what is still there gets SIGKILL.
+func (sv *supervisor) killAll() {
+	sv.timer = nil
+	sv.exit.Killed = countProcesses()
+	_ = unix.Kill(-1, unix.SIGKILL) // ESRCH: they are gone already
+}
+
+// forward passes a signal on to the program, or, once it has ended, to
+// everything it left running (with --wait-all, or during the grace
+// period).
+func (sv *supervisor) forward(sig syscall.Signal) {
+	if sv.exit == nil {
+		_ = unix.Kill(sv.program, sig) // the program may be exiting already
+		return
+	}
+	_ = unix.Kill(-1, sig) // ESRCH: nothing is left
+}
+
+// countProcesses counts the processes of our PID namespace besides
+// ourselves, from the /proc that setupMounts mounted for it.
+func countProcesses() int {
+	d, err := os.Open("/proc")
+	if err != nil {
+		return 0
+	}
+	defer d.Close()
+	names, err := d.Readdirnames(-1)
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, name := range names {
+		if pid, err := strconv.Atoi(name); err == nil && pid != 1 {
+			n++
+		}
+	}
+	return n
+}
+
+// reap collects every exited child (orphans of the namespace included). It
+// reports the program's status once it is among them, and none when no
+// child is left at all: every process of the namespace descends from us,
+// so then the namespace holds nobody else.
+func reap(program int) (ws unix.WaitStatus, done, none bool) {
 	for {
 		var s unix.WaitStatus
 		pid, err := unix.Wait4(-1, &s, unix.WNOHANG, nil)
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
+		if errors.Is(err, unix.ECHILD) {
+			return ws, done, true
+		}
 		if err != nil || pid <= 0 {
-			return ws, done
+			return ws, done, false
 		}
 		if pid == program {
 			ws, done = s, true

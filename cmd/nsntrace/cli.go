@@ -46,6 +46,7 @@ type options struct {
 	summary        string
 	genDocs        string
 	iface          string
+	waitAll        bool
 
 	// program is PROGRAM and its arguments, untouched.
 	program []string
@@ -112,6 +113,7 @@ func newCommand(o *options) *cobra.Command {
 	f.BoolVar(&o.publicDNS, "use-public-dns", false, "give PROGRAM public resolvers (Quad9, Cloudflare, Google, OpenDNS) instead of the host's")
 	f.IntVarP(&o.snapLen, "snaplen", "s", defaultSnapLen, "capture at most `N` bytes of each packet")
 	f.BoolVarP(&o.packetBuffered, "packet-buffered", "U", false, "write each packet out at once (implied by -o -)")
+	f.BoolVar(&o.waitAll, "wait-all", false, "trace until the last process PROGRAM started is gone (daemons that fork and exit), not only PROGRAM itself")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "print nothing but errors")
 	f.BoolVar(&o.version, "version", false, "print the version and exit")
 	f.StringVar(&o.compileFilter, "compile-filter", "", "print the BPF program for `EXPR` in tcpdump -ddd format and exit")

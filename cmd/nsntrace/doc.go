@@ -14,7 +14,8 @@
 // open the capture ring on the host end of the veth with the compiled
 // filter (packages rawcap, rawcap/filter); create the output and write
 // the file headers (package pcapng); release the program; capture until it
-// and everything it started have ended (or a signal stops them); drain
+// has ended and what it left running was stopped (with --wait-all: until
+// everything it started has ended), or a signal stops them; drain
 // the ring, write the statistics block, close the file; tear down; exit
 // with the program's status.
 //

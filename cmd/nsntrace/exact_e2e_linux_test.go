@@ -181,3 +181,50 @@ func TestConcurrentDownloads(t *testing.T) {
 	}
 	e.clean("")
 }
+
+// TestProgramLeavesProcesses: by default the trace ends with the program,
+// and what it left running is stopped (SIGTERM, SIGKILL after the grace
+// period) and counted in the end report; --wait-all traces until the last
+// process is gone, a daemon that forked and exited included.
+func TestProgramLeavesProcesses(t *testing.T) {
+	t.Parallel()
+	e := newE2E(t, nil)
+	echo := netip.AddrPortFrom(testbed.UpstreamAddr, testbed.EchoPort).String()
+	sh := func(script string, steps ...string) string {
+		return strings.ReplaceAll(script, "HELPER", shellQuote(helper(steps...)))
+	}
+
+	// A background loop that would run forever, and one that ignores
+	// SIGTERM: the first ends at SIGTERM, the second needs the SIGKILL.
+	r := e.trace("default.pcapng", "sh", "-c", sh("HELPER udp-forever "+echo+" left-forever-1 & echo main-exits", "token", "left-forever-1"))
+	if r.code != 0 || !strings.Contains(r.stderr, "sh ended; 1 process it left running got SIGTERM (--wait-all") {
+		t.Errorf("a left-running loop: exit %d, messages:\n%s", r.code, r.stderr)
+	}
+	e.clean("left-forever-1")
+	ready := filepath.Join(e.dir, "ignoring")
+	r = e.trace("stubborn.pcapng", "sh", "-c", sh("HELPER & while [ ! -e "+ready+" ]; do sleep 0.05; done",
+		"token", "left-stubborn-1", "ignore-term", "touch", ready, "sleep", "60s"))
+	if r.code != 0 || !strings.Contains(r.stderr, "1 process it left running got SIGTERM, 1 still there after 2s got SIGKILL") {
+		t.Errorf("a left-running process that ignores SIGTERM: exit %d, messages:\n%s", r.code, r.stderr)
+	}
+	e.clean("left-stubborn-1")
+
+	// --wait-all: a late subshell and a setsid daemon both get to talk.
+	r = e.trace("late.pcapng", "--wait-all", "sh", "-c",
+		sh("(sleep 0.5; HELPER) & setsid sh -c 'sleep 0.3; exec HELPER' & echo main-exits; exit 4",
+			"udp", echo, "late-datagram"))
+	if r.code != 4 || strings.Contains(r.stderr, "left running") {
+		t.Errorf("--wait-all: exit %d, want the program's 4; messages:\n%s", r.code, r.stderr)
+	}
+	want := fmt.Sprintf("%x", "late-datagram")
+	got := 0
+	for _, f := range fields(t, r.file, "udp.port == 7 && "+r.is("src"), "udp.payload") {
+		if strings.ReplaceAll(f[0], ":", "") == want {
+			got++
+		}
+	}
+	if got != 2 {
+		t.Errorf("--wait-all: %d datagrams of the late processes in the trace, want 2", got)
+	}
+	e.clean("late-datagram")
+}

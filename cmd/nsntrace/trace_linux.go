@@ -29,9 +29,9 @@ import (
 	"github.com/nsntrace/nsntrace/rtnl"
 )
 
-// gracePeriod is how long the program has to end after SIGTERM before it
-// gets SIGKILL.
-const gracePeriod = 2 * time.Second
+// gracePeriod is how long the program, or what it left running when it
+// ended, has after SIGTERM before it gets SIGKILL.
+const gracePeriod = child.DefaultGrace
 
 // liveBlockTimeout is the ring's block retire timeout when packets must
 // reach the reader at once (-U, -o -); otherwise rawcap's default.
@@ -152,10 +152,12 @@ func (t *tracer) run() (code int, err error) {
 	}()
 
 	ccfg := &child.Config{
-		Path: t.path,
-		Args: t.argv,
-		Env:  os.Environ(),
-		User: t.user,
+		Path:    t.path,
+		Args:    t.argv,
+		Env:     os.Environ(),
+		User:    t.user,
+		WaitAll: o.waitAll,
+		Grace:   gracePeriod,
 	}
 	if t.out.stdout() {
 		// Standard output carries the capture; the program's goes to stderr.
@@ -432,6 +434,14 @@ func (t *tracer) run() (code int, err error) {
 	}
 	if st.Drops > 0 && o.quiet {
 		rep.errorf("warning: the kernel dropped %s: the trace is incomplete", plural(st.Drops, "packet", "packets"))
+	}
+
+	if n := res.st.Stopped; n > 0 {
+		msg := fmt.Sprintf("%s ended; %s it left running got SIGTERM", t.argv[0], plural(uint64(n), "process", "processes"))
+		if k := res.st.Killed; k > 0 {
+			msg += fmt.Sprintf(", %d still there after %v got SIGKILL", k, gracePeriod)
+		}
+		rep.infof("%s (--wait-all traces until the last one is gone).", msg)
 	}
 
 	code, err = res.st.ExitCode(), nil
