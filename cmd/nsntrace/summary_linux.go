@@ -124,6 +124,7 @@ func (s *summarizer) addNames(w pcapng.Writer) error {
 // report prints the table (unless quiet) and writes the JSON file.
 func (s *summarizer) report(o *options, rep *reporter, stdout io.Writer, m summary.Meta) error {
 	m.NamePacketsSkipped = s.skipped
+	m.SnapLen = o.snapLen
 	r := summary.NewReport(m, s.flows, s.names)
 	if !o.quiet {
 		var b strings.Builder

@@ -43,6 +43,7 @@
 //	  "untracked_conversations": 0, // conversations beyond the table's cap (an estimate)
 //	  "untracked_packets": 0,       // their packets (exact)
 //	  "name_packets_skipped": 0,    // packets that might have named an address, not decoded
+//	  "cut_packets": 0,             // packets the snap length cut inside their headers: in no connection
 //	  "connections": [{
 //	    "proto":       "tcp",       // tcp | udp | icmp | icmpv6 | other
 //	    "direction":   "outbound",  // outbound: the program initiated it

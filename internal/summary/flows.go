@@ -73,6 +73,9 @@ type Flows struct {
 	hot [2]hotFlow
 
 	untrackedPkts uint64
+	// cutHeaders counts frames the snap length cut before their IP and
+	// transport headers ended.
+	cutHeaders uint64
 	untrackedOnes int // bits set in the second words of filter
 }
 
@@ -161,6 +164,11 @@ func (f *Flows) Account(data []byte, length int, ts int64, outbound bool) int {
 func (f *Flows) account(data []byte, length int, ts int64, outbound bool, dir int) int {
 	var p parsed
 	if !parseFrame(data, outbound, &p) {
+		if len(data) < length && len(data) < maxHeaders {
+			// The snap length cut the headers: a conversation may be
+			// missing, and the report says so.
+			f.cutHeaders++
+		}
 		return 0
 	}
 	k := &p.key
@@ -310,6 +318,14 @@ func (f *Flows) Untracked() uint64 {
 // UntrackedPackets is the number of packets of conversations that did not
 // fit the table.
 func (f *Flows) UntrackedPackets() uint64 { return f.untrackedPkts }
+
+// maxHeaders is the longest run of headers the table reads: Ethernet with
+// two VLAN tags, IPv6 with room for extension headers, TCP with options.
+const maxHeaders = 22 + 40 + 64 + 60
+
+// CutHeaders counts frames left out because the snap length cut them
+// before their headers ended.
+func (f *Flows) CutHeaders() uint64 { return f.cutHeaders }
 
 // Len is the number of conversations in the table.
 func (f *Flows) Len() int { return len(f.ents) }

@@ -197,7 +197,13 @@ func httpHost(p []byte) string {
 	}
 	end := bytes.Index(p, []byte("\r\n\r\n"))
 	if end < 0 {
-		end = len(p)
+		// The head goes on past what was captured (a snap length, or the
+		// decoder's share of the segment): only a line that ends here is
+		// whole, the last one may be cut ("Host: ww").
+		end = bytes.LastIndex(p, []byte("\r\n"))
+		if end < 0 {
+			return ""
+		}
 	}
 	for _, line := range bytes.Split(p[:end], []byte("\r\n"))[1:] {
 		if len(line) > 5 && bytes.EqualFold(line[:5], []byte("host:")) {

@@ -24,6 +24,8 @@ type Meta struct {
 	// NamePacketsSkipped counts packets that might have carried a name
 	// but were not decoded: the decoder beside the capture had no room.
 	NamePacketsSkipped uint64
+	// SnapLen is the capture's snap length, named when it cut headers.
+	SnapLen int
 }
 
 // Report is the summary of one trace; its JSON form is the documented
@@ -38,10 +40,15 @@ type Report struct {
 	Untracked  uint64    `json:"untracked_conversations"`
 	// UntrackedPackets and NamePacketsSkipped were added after the first
 	// version of the schema.
-	UntrackedPackets   uint64       `json:"untracked_packets"`
-	NamePacketsSkipped uint64       `json:"name_packets_skipped"`
-	Connections        []Connection `json:"connections"`
-	DNSFailures        []Failure    `json:"dns_failures"`
+	UntrackedPackets   uint64 `json:"untracked_packets"`
+	NamePacketsSkipped uint64 `json:"name_packets_skipped"`
+	// CutPackets counts packets the snap length cut before their headers
+	// ended: they are in no connection, so the summary is incomplete.
+	CutPackets  uint64       `json:"cut_packets"`
+	Connections []Connection `json:"connections"`
+	DNSFailures []Failure    `json:"dns_failures"`
+
+	snapLen int
 }
 
 // Connection is one conversation.
@@ -89,6 +96,7 @@ func NewReport(m Meta, f *Flows, n *Names) *Report {
 		Command: m.Command, ExitStatus: m.ExitStatus, Started: m.Started.UTC(), Ended: m.Ended.UTC(),
 		Packets: m.Packets, Dropped: m.Dropped,
 		Untracked: f.Untracked(), UntrackedPackets: f.UntrackedPackets(), NamePacketsSkipped: m.NamePacketsSkipped,
+		CutPackets: f.CutHeaders(), snapLen: m.SnapLen,
 		Connections: make([]Connection, 0, len(f.ents)), DNSFailures: append([]Failure{}, n.failures...),
 	}
 	if r.Command == nil {
@@ -318,6 +326,9 @@ func (r *Report) WriteText(w io.Writer) error {
 	}
 	if b.Len() == 0 {
 		b.WriteString("No connections.\n")
+	}
+	if r.CutPackets > 0 {
+		fmt.Fprintf(&b, "(incomplete: the snap length of %d bytes cut the headers of %d packets, which are in no connection above)\n", r.snapLen, r.CutPackets)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

@@ -352,6 +352,9 @@ func TestHTTPHost(t *testing.T) {
 		"GET / HTTP/1.1\r\nHost: [fd00::1]:80\r\n\r\n":  "fd00::1",
 		"GET / HTTP/1.1\r\nX: y\r\n\r\n":                "",
 		"\x16\x03\x01 not http\r\nHost: nope\r\n\r\n":   "",
+		// Cut by a snap length: the last line may be cut too.
+		"GET / HTTP/1.1\r\nHost: ww":                       "",
+		"GET / HTTP/1.1\r\nHost: a.test\r\nUser-Agent: cu": "a.test",
 	} {
 		if got := httpHost([]byte(in)); got != want {
 			t.Errorf("httpHost(%q) = %q, want %q", in, got, want)
@@ -673,5 +676,25 @@ func BenchmarkDNSFailures(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		n.fail(names[i%len(names)], "A", "NXDOMAIN")
+	}
+}
+
+// TestSnapLenCutsHeaders: frames cut inside their headers are in no
+// conversation, and the report says the summary is incomplete; a frame
+// cut only in its payload still counts.
+func TestSnapLenCutsHeaders(t *testing.T) {
+	f := NewFlows(nil)
+	b := frame(t, pkt{src: local, dst: web, sport: 50000, dport: 80, tcp: &layers.TCP{SYN: true}, payload: []byte("0123456789")})
+	f.Account(b[:1], len(b), 1, true)
+	f.Account(b[:30], len(b), 2, true)
+	f.Account(b[:len(b)-5], len(b), 3, true)
+	if f.CutHeaders() != 2 || f.Len() != 1 {
+		t.Fatalf("cut headers %d, conversations %d; want 2 and 1", f.CutHeaders(), f.Len())
+	}
+	r := NewReport(Meta{SnapLen: 30}, f, NewNames())
+	var b2 strings.Builder
+	r.WriteText(&b2)
+	if !strings.Contains(b2.String(), "(incomplete: the snap length of 30 bytes cut the headers of 2 packets") || r.CutPackets != 2 {
+		t.Errorf("report does not say it is incomplete:\n%s", b2.String())
 	}
 }
