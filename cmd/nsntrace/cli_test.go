@@ -216,12 +216,15 @@ func TestOutputCheck(t *testing.T) {
 		t.Error("abort left a file the run created")
 	}
 	o = &output{path: existing}
+	if err := o.check(); err != nil {
+		t.Fatal(err)
+	}
 	if err := o.create(); err != nil || o.created {
 		t.Fatalf("create existing: %v (created %v)", err, o.created)
 	}
 	o.abort()
-	if _, err := os.Stat(existing); err != nil {
-		t.Errorf("abort removed a file that existed before: %v", err)
+	if b, err := os.ReadFile(existing); err != nil || string(b) != "keep" {
+		t.Errorf("abort changed or removed a file that existed before: %q, %v", b, err)
 	}
 }
 

@@ -392,6 +392,11 @@ func (t *tracer) run() (code int, err error) {
 		}
 	}
 
+	// The veth outlives the program (we hold its namespace) until the
+	// teardown: if it is gone or down now, someone took it away, and
+	// what the program did after that is not in the trace.
+	lost := !linkUp(hostIf)
+
 	// The program and everything it started are gone: drain the ring.
 	cancel()
 	if !capDone {
@@ -415,11 +420,13 @@ func (t *tracer) run() (code int, err error) {
 	} else {
 		w.Close() // the first error is what matters, and it is reported
 	}
-	if err := t.out.close(); err != nil && captureEr == nil {
-		captureEr = err
-	}
 	if relErr == nil && res.err == nil && res.st.ExecError == nil {
-		outOK = true // the program ran: its trace stays, whatever happened
+		// The program ran: its trace stays, whatever happened. Otherwise
+		// the deferred abort removes it (and an older file stays).
+		outOK = true
+		if err := t.out.close(); err != nil && captureEr == nil {
+			captureEr = err
+		}
 	}
 	pipeGone := errors.Is(captureEr, unix.EPIPE)
 	if captureEr != nil && !pipeGone && capDone {
@@ -428,9 +435,17 @@ func (t *tracer) run() (code int, err error) {
 		rep.errorf("complete %s: %v", t.out.name(), captureEr)
 	}
 
-	if outOK {
+	switch {
+	case outOK && captureEr == nil:
 		rep.infof("Finished capturing: %s captured, %s dropped by kernel, written to %s.",
 			plural(c.packets.Load(), "packet", "packets"), plural(st.Drops, "packet", "packets"), t.out.name())
+	case outOK:
+		// The count is what was captured, not what reached the file.
+		rep.infof("Finished capturing: %s captured, %s dropped by kernel; %s is incomplete.",
+			plural(c.packets.Load(), "packet", "packets"), plural(st.Drops, "packet", "packets"), t.out.name())
+	}
+	if lost {
+		rep.errorf("warning: the trace's interface %s was removed or taken down while the program ran: the trace is incomplete", plan.HostIf)
 	}
 	if st.Drops > 0 && o.quiet {
 		rep.errorf("warning: the kernel dropped %s: the trace is incomplete", plural(st.Drops, "packet", "packets"))
@@ -470,4 +485,11 @@ func joinAddrPorts(as []netip.AddrPort) string {
 		s[i] = a.Addr().String()
 	}
 	return strings.Join(s, ", ")
+}
+
+// linkUp reports whether the interface is still there, by the same index
+// and name, and up.
+func linkUp(ifi *net.Interface) bool {
+	now, err := net.InterfaceByIndex(ifi.Index)
+	return err == nil && now.Name == ifi.Name && now.Flags&net.FlagUp != 0
 }
