@@ -75,7 +75,7 @@ type Flows struct {
 	untrackedPkts uint64
 	// cutHeaders counts frames the snap length cut before their IP and
 	// transport headers ended.
-	cutHeaders uint64
+	cutHeaders    uint64
 	untrackedOnes int // bits set in the second words of filter
 }
 
