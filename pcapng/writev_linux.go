@@ -49,7 +49,9 @@ func (v *vecState) writeVectored(w io.Writer, iov [][]byte) (int64, error) {
 				if len(b) == 0 {
 					continue
 				}
-				vec = append(vec, unix.Iovec{Base: &b[0], Len: uint64(len(b))})
+				iv := unix.Iovec{Base: &b[0]}
+				iv.SetLen(len(b)) // Len is 32 bits wide on 32-bit CPUs
+				vec = append(vec, iv)
 			}
 			v.iov = vec
 			if len(vec) == 0 {
