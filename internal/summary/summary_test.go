@@ -276,10 +276,10 @@ func TestDNSOverTCPRetransmitted(t *testing.T) {
 	}
 	other := netip.MustParseAddr("198.51.100.99")
 	stream := append(resp("one.example.test", web), resp("two.example.test", other)...)
-	const isn = 1<<32 - 20 // wraps inside the first message
+	const isn uint32 = 1<<32 - 20 // wraps inside the first message
 	seg := func(f *feeder, from, to, port int) {
 		f.send(pkt{src: dnsSrv, dst: local, sport: 53, dport: uint16(port),
-			tcp: &layers.TCP{ACK: true, PSH: true, Seq: uint32(isn + from)}, payload: stream[from:to]}, false)
+			tcp: &layers.TCP{ACK: true, PSH: true, Seq: isn + uint32(from)}, payload: stream[from:to]}, false)
 	}
 
 	tr := New(nil)
