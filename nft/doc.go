@@ -1,7 +1,16 @@
 // Package nft installs the firewall state of one nsntrace run through
 // nftables (google/nftables and our own netlink batch; no nft or iptables
-// binary): masquerade of the run's subnets out of the uplink, and accepts
-// for the run's veth on the forward hook.
+// binary): masquerade of the run's subnets out of the uplink, and a forward
+// chain that lets through only what the program's namespace started.
+//
+// # The forward path
+//
+// Toward the run's veth only packets of connections conntrack already
+// knows (ct state established,related) pass; from it only packets out of
+// the uplink. Everything else to or from the veth is dropped: a route to
+// the run's subnet does not open servers inside the trace to the uplink,
+// and concurrent runs (whose veths are all directly connected on the
+// host) cannot reach each other.
 //
 // # One table, owned
 //

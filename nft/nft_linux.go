@@ -24,6 +24,7 @@ type Table struct {
 	conn    *netlink.Conn // owns the table: closing it deletes the table
 	name    string
 	veth    string
+	uplink  string
 	tag     []byte
 	foreign []foreignChain
 	fwd     *forwarding
@@ -52,7 +53,7 @@ func Install(s Spec) (t *Table, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("dial netfilter netlink: %w", err)
 	}
-	t = &Table{conn: conn, name: s.Table, veth: s.Veth, tag: []byte("nsntrace:" + strconv.Itoa(os.Getpid()))}
+	t = &Table{conn: conn, name: s.Table, veth: s.Veth, uplink: s.Uplink, tag: []byte("nsntrace:" + strconv.Itoa(os.Getpid()))}
 	defer func() {
 		if err != nil {
 			t.Close()
@@ -87,10 +88,17 @@ func tableBatch(name string, chains []ChainSpec) ([]netlink.Message, error) {
 		if err != nil {
 			return err
 		}
+		flags := netlink.Request | netlink.Create | netlink.Excl
+		if typ == unix.NFT_MSG_NEWRULE {
+			// Without NLM_F_APPEND a new rule goes to the head of its
+			// chain (nf_tables_newrule), reversing the Spec's order, which
+			// matters once a chain holds drops after accepts.
+			flags |= netlink.Append
+		}
 		msgs = append(msgs, netlink.Message{
 			Header: netlink.Header{
 				Type:  netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | typ),
-				Flags: netlink.Request | netlink.Create | netlink.Excl,
+				Flags: flags,
 			},
 			Data: append([]byte{fam, unix.NFNETLINK_V0, 0, 0}, b...),
 		})
@@ -198,7 +206,7 @@ func (t *Table) openForeignDrops() error {
 			ch.Policy == nil || *ch.Policy != nftables.ChainPolicyDrop {
 			continue
 		}
-		for _, r := range ForwardAccepts(t.veth) {
+		for _, r := range ForwardAccepts(t.veth, t.uplink) {
 			c.InsertRule(&nftables.Rule{Table: ch.Table, Chain: ch, Exprs: r, UserData: t.tag})
 		}
 		t.foreign = append(t.foreign, foreignChain{ch.Table, ch.Name})

@@ -3,6 +3,9 @@ package nft
 import (
 	"bufio"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -103,14 +106,20 @@ func TestMasqueradeAndCleanup(t *testing.T) {
 	for _, want := range []string{
 		"flags owner",
 		fmt.Sprintf(`ip saddr %s oifname "uplink0" masquerade`, p.HostAddr.Masked()),
-		fmt.Sprintf(`iifname "%s" accept`, p.HostIf),
-		fmt.Sprintf(`oifname "%s" accept`, p.HostIf),
+		fmt.Sprintf(`oifname "%s" ct state established,related accept`, p.HostIf),
+		fmt.Sprintf(`oifname "%s" drop`, p.HostIf),
+		fmt.Sprintf(`iifname "%s" oifname "uplink0" accept`, p.HostIf),
+		fmt.Sprintf(`iifname "%s" drop`, p.HostIf),
 		"type nat hook postrouting priority srcnat; policy accept;",
 		"type filter hook forward priority filter; policy accept;",
 	} {
 		if !strings.Contains(list, want) {
 			t.Errorf("nft list lacks %q:\n%s", want, list)
 		}
+	}
+	// The forward chain's rules in the Spec's order: the drops last.
+	if i, j := strings.Index(list, "established,related accept"), strings.Index(list, fmt.Sprintf(`iifname "%s" drop`, p.HostIf)); i < 0 || j < i {
+		t.Errorf("forward rules out of order:\n%s", list)
 	}
 	if err := in.H.Do(tb.Close); err != nil {
 		t.Fatal(err)
@@ -120,6 +129,82 @@ func TestMasqueradeAndCleanup(t *testing.T) {
 	}
 	if tables := in.H.Run(t, "nft", "list", "tables"); strings.Contains(tables, tb.Name()) {
 		t.Fatalf("table left after Close: %s", tables)
+	}
+}
+
+// serve runs an HTTP server on port 8081 of every address of ns until the
+// test ends.
+func serve(t *testing.T, ns *testbed.NS) {
+	t.Helper()
+	var l net.Listener
+	if err := ns.Do(func() (err error) {
+		l, err = net.Listen("tcp", ":8081")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "inside a trace\n")
+	}))
+}
+
+// reaches reports whether a TCP connection from ns to addr is accepted.
+// A closed door drops the SYN: the dial then ends by its timeout, which
+// only bounds how long the test waits, whatever the machine's speed.
+func reaches(t *testing.T, ns *testbed.NS, addr netip.AddrPort) bool {
+	t.Helper()
+	var ok bool
+	err := ns.Do(func() error {
+		c, err := net.DialTimeout("tcp", addr.String(), 3*time.Second)
+		if err == nil {
+			ok = true
+			c.Close()
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ok
+}
+
+// TestOnlyWhatTheProgramStarted: with a route to the runs' subnets, the
+// upstream must not reach a server inside a run, and two runs must not
+// reach each other; the program's own connections still work.
+func TestOnlyWhatTheProgramStarted(t *testing.T) {
+	in := testbed.NewInternet(t, nil)
+	c1, p1, _ := run(t, in)
+	c2, p2, _ := run(t, in)
+	in.U.Sh(t, fmt.Sprintf("ip route add %s via %s\nip -6 route add %s via %s",
+		rtnl.DefaultPool, testbed.HostAddr, rtnl.DefaultPool6, testbed.HostAddr6))
+	serve(t, c1)
+	serve(t, c2)
+	// The server is up: the program's namespace reaches it itself.
+	own := netip.AddrPortFrom(p1.PeerAddr.Addr(), 8081)
+	if !reaches(t, c1, own) {
+		t.Fatalf("run 1 does not reach its own server %s", own)
+	}
+	for _, c := range []struct {
+		what string
+		from *testbed.NS
+		to   netip.AddrPort
+	}{
+		{"upstream -> run 1", in.U, own},
+		{"upstream -> run 1 (IPv6)", in.U, netip.AddrPortFrom(p1.PeerAddr6.Addr(), 8081)},
+		{"run 2 -> run 1", c2, own},
+		{"run 1 -> run 2", c1, netip.AddrPortFrom(p2.PeerAddr.Addr(), 8081)},
+		{"run 1 -> run 2 (IPv6)", c1, netip.AddrPortFrom(p2.PeerAddr6.Addr(), 8081)},
+	} {
+		if reaches(t, c.from, c.to) {
+			t.Errorf("%s: connection to %s accepted", c.what, c.to)
+		}
+	}
+	// What the programs start still works, both ways of the connection.
+	for _, c := range []*testbed.NS{c1, c2} {
+		if got := fetch(t, c, "http://198.51.100.80:8080/"); got != testbed.HTTPBody {
+			t.Fatalf("curl = %q", got)
+		}
 	}
 }
 
