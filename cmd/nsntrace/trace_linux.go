@@ -244,7 +244,13 @@ func (t *tracer) run() (code int, err error) {
 	})
 
 	if relayTo != nil {
-		relay, err := dnsrelay.Listen(netip.AddrPortFrom(gw, dnsrelay.DefaultPort), &dnsrelay.Config{Upstreams: relayTo})
+		// Only the program, over its own veth: the gateway address is
+		// reachable from the uplink and from other traces too.
+		relay, err := dnsrelay.Listen(netip.AddrPortFrom(gw, dnsrelay.DefaultPort), &dnsrelay.Config{
+			Upstreams: relayTo,
+			Interface: plan.HostIf,
+			Client:    plan.PeerAddr.Addr(),
+		})
 		if err != nil {
 			return exitFailure, err
 		}
