@@ -238,14 +238,14 @@ func familyName(f nftables.TableFamily) string {
 
 // removeTagged deletes the rules whose user data satisfies match from every
 // forward chain of the ruleset.
-func removeTagged(match func(tag []byte) bool) error {
+func removeTagged(match func(tag []byte) bool) (int, error) {
 	c, err := nftables.New()
 	if err != nil {
-		return fmt.Errorf("dial nftables: %w", err)
+		return 0, fmt.Errorf("dial nftables: %w", err)
 	}
 	chains, err := c.ListChains()
 	if err != nil {
-		return fmt.Errorf("list nftables chains: %w", err)
+		return 0, fmt.Errorf("list nftables chains: %w", err)
 	}
 	n := 0
 	for _, ch := range chains {
@@ -254,24 +254,24 @@ func removeTagged(match func(tag []byte) bool) error {
 		}
 		rules, err := c.GetRules(ch.Table, ch)
 		if err != nil {
-			return fmt.Errorf("list rules of chain %s: %w", ch.Name, err)
+			return 0, fmt.Errorf("list rules of chain %s: %w", ch.Name, err)
 		}
 		for _, r := range rules {
 			if bytes.HasPrefix(r.UserData, []byte("nsntrace:")) && match(r.UserData) {
 				if err := c.DelRule(r); err != nil {
-					return fmt.Errorf("delete rule of chain %s: %w", ch.Name, err)
+					return 0, fmt.Errorf("delete rule of chain %s: %w", ch.Name, err)
 				}
 				n++
 			}
 		}
 	}
 	if n == 0 {
-		return nil
+		return 0, nil
 	}
 	if err := c.Flush(); err != nil {
-		return fmt.Errorf("delete nsntrace rules: %w", err)
+		return 0, fmt.Errorf("delete nsntrace rules: %w", err)
 	}
-	return nil
+	return n, nil
 }
 
 // Close removes the table, the rules added to other tables' chains, and
@@ -281,7 +281,7 @@ func (t *Table) Close() error {
 	t.once.Do(func() {
 		var errs []error
 		if len(t.foreign) > 0 {
-			if err := removeTagged(func(tag []byte) bool { return bytes.Equal(tag, t.tag) }); err != nil {
+			if _, err := removeTagged(func(tag []byte) bool { return bytes.Equal(tag, t.tag) }); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -300,15 +300,22 @@ func (t *Table) Close() error {
 }
 
 // Sweep removes what crashed runs left behind: rules tagged with the pid of
-// a process that no longer exists, and forwarding records of such
-// processes (restoring the original setting when no run is left). Owned
-// tables need no sweep: the kernel deletes them with their socket.
-func Sweep() error {
-	err := removeTagged(func(tag []byte) bool {
+// a process that no longer exists, forwarding records of such processes
+// (restoring the original setting when no run is left), and forwarding
+// records of namespaces that no longer exist. It returns one sentence for
+// each thing it removed or restored. Owned tables need no sweep: the
+// kernel deletes them with their socket.
+func Sweep() ([]string, error) {
+	var done []string
+	n, err := removeTagged(func(tag []byte) bool {
 		pid, err := strconv.Atoi(strings.TrimPrefix(string(tag), "nsntrace:"))
 		return err == nil && !alive(pid)
 	})
-	return errors.Join(err, sweepForwarding())
+	if n > 0 {
+		done = append(done, fmt.Sprintf("removed %d forward accept rules of crashed runs from other tables", n))
+	}
+	fw, ferr := sweepForwarding()
+	return append(done, fw...), errors.Join(err, ferr)
 }
 
 func alive(pid int) bool {

@@ -136,7 +136,11 @@ func (t *tracer) run() (code int, err error) {
 	defer signal.Stop(sigc)
 
 	// Leftovers of crashed runs (pid gone) only: concurrent runs are alive.
-	if err := nft.Sweep(); err != nil {
+	done, err := nft.Sweep()
+	for _, d := range done {
+		rep.infof("Leftovers of crashed runs: %s.", d)
+	}
+	if err != nil {
 		rep.errorf("warning: remove leftovers of crashed runs: %v", err)
 	}
 
