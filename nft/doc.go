@@ -1,7 +1,16 @@
 // Package nft installs the firewall state of one nsntrace run through
 // nftables (google/nftables and our own netlink batch; no nft or iptables
-// binary): masquerade of the run's subnets out of the uplink, and accepts
-// for the run's veth on the forward hook.
+// binary): masquerade of the run's subnets out of the uplink, and a forward
+// chain that lets through only what the program's namespace started.
+//
+// # The forward path
+//
+// Toward the run's veth only packets of connections conntrack already
+// knows (ct state established,related) pass; from it only packets out of
+// the uplink. Everything else to or from the veth is dropped: a route to
+// the run's subnet does not open servers inside the trace to the uplink,
+// and concurrent runs (whose veths are all directly connected on the
+// host) cannot reach each other.
 //
 // # One table, owned
 //
@@ -28,9 +37,14 @@
 // When net.ipv4.ip_forward (or net.ipv6.conf.all.forwarding, for runs with
 // IPv6) is 0, Install enables it for the run and the last overlapping run
 // restores the original value. Runs record themselves in
-// /run/nsntrace/forward/NETNS/PID, under a flock, with the original value
-// saved beside them; Sweep forgets records of dead processes and restores
-// the value when no run is left.
+// /run/nsntrace/forward/NETNS/PID-START, under a flock, with the original
+// value saved beside them. NETNS is the namespace's nsfs device, inode and
+// netns cookie: inodes are reused once a namespace is freed, cookies never
+// are, so a dead namespace's record is never taken for a new one's. START
+// is the process's start time, which a recycled pid does not share. Sweep
+// forgets records of dead runs and restores the value when no run is left,
+// and removes the records of namespaces that no longer exist; it says what
+// it removed.
 //
 // # Privileges
 //

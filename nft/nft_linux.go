@@ -24,6 +24,7 @@ type Table struct {
 	conn    *netlink.Conn // owns the table: closing it deletes the table
 	name    string
 	veth    string
+	uplink  string
 	tag     []byte
 	foreign []foreignChain
 	fwd     *forwarding
@@ -52,7 +53,7 @@ func Install(s Spec) (t *Table, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("dial netfilter netlink: %w", err)
 	}
-	t = &Table{conn: conn, name: s.Table, veth: s.Veth, tag: []byte("nsntrace:" + strconv.Itoa(os.Getpid()))}
+	t = &Table{conn: conn, name: s.Table, veth: s.Veth, uplink: s.Uplink, tag: []byte("nsntrace:" + strconv.Itoa(os.Getpid()))}
 	defer func() {
 		if err != nil {
 			t.Close()
@@ -87,10 +88,17 @@ func tableBatch(name string, chains []ChainSpec) ([]netlink.Message, error) {
 		if err != nil {
 			return err
 		}
+		flags := netlink.Request | netlink.Create | netlink.Excl
+		if typ == unix.NFT_MSG_NEWRULE {
+			// Without NLM_F_APPEND a new rule goes to the head of its
+			// chain (nf_tables_newrule), reversing the Spec's order, which
+			// matters once a chain holds drops after accepts.
+			flags |= netlink.Append
+		}
 		msgs = append(msgs, netlink.Message{
 			Header: netlink.Header{
 				Type:  netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | typ),
-				Flags: netlink.Request | netlink.Create | netlink.Excl,
+				Flags: flags,
 			},
 			Data: append([]byte{fam, unix.NFNETLINK_V0, 0, 0}, b...),
 		})
@@ -198,7 +206,7 @@ func (t *Table) openForeignDrops() error {
 			ch.Policy == nil || *ch.Policy != nftables.ChainPolicyDrop {
 			continue
 		}
-		for _, r := range ForwardAccepts(t.veth) {
+		for _, r := range ForwardAccepts(t.veth, t.uplink) {
 			c.InsertRule(&nftables.Rule{Table: ch.Table, Chain: ch, Exprs: r, UserData: t.tag})
 		}
 		t.foreign = append(t.foreign, foreignChain{ch.Table, ch.Name})
@@ -230,14 +238,14 @@ func familyName(f nftables.TableFamily) string {
 
 // removeTagged deletes the rules whose user data satisfies match from every
 // forward chain of the ruleset.
-func removeTagged(match func(tag []byte) bool) error {
+func removeTagged(match func(tag []byte) bool) (int, error) {
 	c, err := nftables.New()
 	if err != nil {
-		return fmt.Errorf("dial nftables: %w", err)
+		return 0, fmt.Errorf("dial nftables: %w", err)
 	}
 	chains, err := c.ListChains()
 	if err != nil {
-		return fmt.Errorf("list nftables chains: %w", err)
+		return 0, fmt.Errorf("list nftables chains: %w", err)
 	}
 	n := 0
 	for _, ch := range chains {
@@ -246,24 +254,24 @@ func removeTagged(match func(tag []byte) bool) error {
 		}
 		rules, err := c.GetRules(ch.Table, ch)
 		if err != nil {
-			return fmt.Errorf("list rules of chain %s: %w", ch.Name, err)
+			return 0, fmt.Errorf("list rules of chain %s: %w", ch.Name, err)
 		}
 		for _, r := range rules {
 			if bytes.HasPrefix(r.UserData, []byte("nsntrace:")) && match(r.UserData) {
 				if err := c.DelRule(r); err != nil {
-					return fmt.Errorf("delete rule of chain %s: %w", ch.Name, err)
+					return 0, fmt.Errorf("delete rule of chain %s: %w", ch.Name, err)
 				}
 				n++
 			}
 		}
 	}
 	if n == 0 {
-		return nil
+		return 0, nil
 	}
 	if err := c.Flush(); err != nil {
-		return fmt.Errorf("delete nsntrace rules: %w", err)
+		return 0, fmt.Errorf("delete nsntrace rules: %w", err)
 	}
-	return nil
+	return n, nil
 }
 
 // Close removes the table, the rules added to other tables' chains, and
@@ -273,7 +281,7 @@ func (t *Table) Close() error {
 	t.once.Do(func() {
 		var errs []error
 		if len(t.foreign) > 0 {
-			if err := removeTagged(func(tag []byte) bool { return bytes.Equal(tag, t.tag) }); err != nil {
+			if _, err := removeTagged(func(tag []byte) bool { return bytes.Equal(tag, t.tag) }); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -292,15 +300,22 @@ func (t *Table) Close() error {
 }
 
 // Sweep removes what crashed runs left behind: rules tagged with the pid of
-// a process that no longer exists, and forwarding records of such
-// processes (restoring the original setting when no run is left). Owned
-// tables need no sweep: the kernel deletes them with their socket.
-func Sweep() error {
-	err := removeTagged(func(tag []byte) bool {
+// a process that no longer exists, forwarding records of such processes
+// (restoring the original setting when no run is left), and forwarding
+// records of namespaces that no longer exist. It returns one sentence for
+// each thing it removed or restored. Owned tables need no sweep: the
+// kernel deletes them with their socket.
+func Sweep() ([]string, error) {
+	var done []string
+	n, err := removeTagged(func(tag []byte) bool {
 		pid, err := strconv.Atoi(strings.TrimPrefix(string(tag), "nsntrace:"))
 		return err == nil && !alive(pid)
 	})
-	return errors.Join(err, sweepForwarding())
+	if n > 0 {
+		done = append(done, fmt.Sprintf("removed %d forward accept rules of crashed runs from other tables", n))
+	}
+	fw, ferr := sweepForwarding()
+	return append(done, fw...), errors.Join(err, ferr)
 }
 
 func alive(pid int) bool {

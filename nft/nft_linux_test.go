@@ -3,12 +3,17 @@ package nft
 import (
 	"bufio"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/nsntrace/nsntrace/internal/testbed"
 	"github.com/nsntrace/nsntrace/rtnl"
@@ -103,14 +108,20 @@ func TestMasqueradeAndCleanup(t *testing.T) {
 	for _, want := range []string{
 		"flags owner",
 		fmt.Sprintf(`ip saddr %s oifname "uplink0" masquerade`, p.HostAddr.Masked()),
-		fmt.Sprintf(`iifname "%s" accept`, p.HostIf),
-		fmt.Sprintf(`oifname "%s" accept`, p.HostIf),
+		fmt.Sprintf(`oifname "%s" ct state established,related accept`, p.HostIf),
+		fmt.Sprintf(`oifname "%s" drop`, p.HostIf),
+		fmt.Sprintf(`iifname "%s" oifname "uplink0" accept`, p.HostIf),
+		fmt.Sprintf(`iifname "%s" drop`, p.HostIf),
 		"type nat hook postrouting priority srcnat; policy accept;",
 		"type filter hook forward priority filter; policy accept;",
 	} {
 		if !strings.Contains(list, want) {
 			t.Errorf("nft list lacks %q:\n%s", want, list)
 		}
+	}
+	// The forward chain's rules in the Spec's order: the drops last.
+	if i, j := strings.Index(list, "established,related accept"), strings.Index(list, fmt.Sprintf(`iifname "%s" drop`, p.HostIf)); i < 0 || j < i {
+		t.Errorf("forward rules out of order:\n%s", list)
 	}
 	if err := in.H.Do(tb.Close); err != nil {
 		t.Fatal(err)
@@ -120,6 +131,82 @@ func TestMasqueradeAndCleanup(t *testing.T) {
 	}
 	if tables := in.H.Run(t, "nft", "list", "tables"); strings.Contains(tables, tb.Name()) {
 		t.Fatalf("table left after Close: %s", tables)
+	}
+}
+
+// serve runs an HTTP server on port 8081 of every address of ns until the
+// test ends.
+func serve(t *testing.T, ns *testbed.NS) {
+	t.Helper()
+	var l net.Listener
+	if err := ns.Do(func() (err error) {
+		l, err = net.Listen("tcp", ":8081")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "inside a trace\n")
+	}))
+}
+
+// reaches reports whether a TCP connection from ns to addr is accepted.
+// A closed door drops the SYN: the dial then ends by its timeout, which
+// only bounds how long the test waits, whatever the machine's speed.
+func reaches(t *testing.T, ns *testbed.NS, addr netip.AddrPort) bool {
+	t.Helper()
+	var ok bool
+	err := ns.Do(func() error {
+		c, err := net.DialTimeout("tcp", addr.String(), 3*time.Second)
+		if err == nil {
+			ok = true
+			c.Close()
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ok
+}
+
+// TestOnlyWhatTheProgramStarted: with a route to the runs' subnets, the
+// upstream must not reach a server inside a run, and two runs must not
+// reach each other; the program's own connections still work.
+func TestOnlyWhatTheProgramStarted(t *testing.T) {
+	in := testbed.NewInternet(t, nil)
+	c1, p1, _ := run(t, in)
+	c2, p2, _ := run(t, in)
+	in.U.Sh(t, fmt.Sprintf("ip route add %s via %s\nip -6 route add %s via %s",
+		rtnl.DefaultPool, testbed.HostAddr, rtnl.DefaultPool6, testbed.HostAddr6))
+	serve(t, c1)
+	serve(t, c2)
+	// The server is up: the program's namespace reaches it itself.
+	own := netip.AddrPortFrom(p1.PeerAddr.Addr(), 8081)
+	if !reaches(t, c1, own) {
+		t.Fatalf("run 1 does not reach its own server %s", own)
+	}
+	for _, c := range []struct {
+		what string
+		from *testbed.NS
+		to   netip.AddrPort
+	}{
+		{"upstream -> run 1", in.U, own},
+		{"upstream -> run 1 (IPv6)", in.U, netip.AddrPortFrom(p1.PeerAddr6.Addr(), 8081)},
+		{"run 2 -> run 1", c2, own},
+		{"run 1 -> run 2", c1, netip.AddrPortFrom(p2.PeerAddr.Addr(), 8081)},
+		{"run 1 -> run 2 (IPv6)", c1, netip.AddrPortFrom(p2.PeerAddr6.Addr(), 8081)},
+	} {
+		if reaches(t, c.from, c.to) {
+			t.Errorf("%s: connection to %s accepted", c.what, c.to)
+		}
+	}
+	// What the programs start still works, both ways of the connection.
+	for _, c := range []*testbed.NS{c1, c2} {
+		if got := fetch(t, c, "http://198.51.100.80:8080/"); got != testbed.HTTPBody {
+			t.Fatalf("curl = %q", got)
+		}
 	}
 }
 
@@ -159,10 +246,12 @@ func TestIPForwardRestored(t *testing.T) {
 	}
 }
 
-func TestTableGoneAfterSIGKILL(t *testing.T) {
-	in := testbed.NewInternet(t, nil)
+// hold starts a helper process that installs a table in ns and holds it
+// until killed; the caller kills it.
+func hold(t *testing.T, ns *testbed.NS) *exec.Cmd {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), envHold+"="+in.H.Name)
+	cmd.Env = append(os.Environ(), envHold+"="+ns.Name)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -176,6 +265,12 @@ func TestTableGoneAfterSIGKILL(t *testing.T) {
 		cmd.Wait()
 		t.Fatalf("helper said %q", line)
 	}
+	return cmd
+}
+
+func TestTableGoneAfterSIGKILL(t *testing.T) {
+	in := testbed.NewInternet(t, nil)
+	cmd := hold(t, in.H)
 	if tables := in.H.Run(t, "nft", "list", "tables"); !strings.Contains(tables, "nsntrace_hold") {
 		t.Fatalf("helper's table missing: %s", tables)
 	}
@@ -193,9 +288,116 @@ func TestTableGoneAfterSIGKILL(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	// Sweep restores what the killed run changed and finds nothing else.
-	if err := in.H.Do(Sweep); err != nil {
-		t.Fatal(err)
-	}
+	sweep(t, in.H)
 }
 
 func mustPrefix(s string) netip.Prefix { return netip.MustParsePrefix(s) }
+
+// netnsInode is the inode of ns's network namespace.
+func netnsInode(t *testing.T, ns *testbed.NS) uint64 {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Stat(ns.Path(), &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Ino
+}
+
+// namespaceWithInode makes namespaces until the kernel hands out inode ino
+// again (it reuses the lowest free number, once the namespace that had it
+// is freed, asynchronously). Namespaces with other numbers are kept until
+// the test ends, so that they fill lower free numbers.
+func namespaceWithInode(t *testing.T, ino uint64) *testbed.NS {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for i := 0; ; i++ {
+		ns := testbed.NewNS(t)
+		if netnsInode(t, ns) == ino {
+			return ns
+		}
+		if time.Now().After(deadline) || i > 200 {
+			t.Fatalf("no new namespace got inode %d again after %d tries", ino, i+1)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestForwardRecordOfDeletedNamespace: a run SIGKILLed in a namespace
+// whose ip_forward it turned on leaves its record; the namespace is then
+// deleted and a new one gets the same inode. A run there must leave that
+// namespace's ip_forward=1 as it found it, not "restore" the dead
+// namespace's 0.
+func TestForwardRecordOfDeletedNamespace(t *testing.T) {
+	old := testbed.NewNS(t)
+	old.Run(t, "sysctl", "-qw", "net.ipv4.ip_forward=0")
+	cmd := hold(t, old)
+	if v := strings.TrimSpace(old.Run(t, "sysctl", "-n", "net.ipv4.ip_forward")); v != "1" {
+		t.Fatalf("ip_forward during the held run = %s", v)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	ino := netnsInode(t, old)
+	old.Delete(t)
+
+	ns := namespaceWithInode(t, ino)
+	t.Cleanup(func() { sweep(t, ns) }) // the dead namespace's record
+	ns.Run(t, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+	err := ns.Do(func() error {
+		tb, err := Install(Spec{Table: "nsntrace_reuse", Subnet: mustPrefix("10.213.98.0/31"), Uplink: "uplink0", Veth: "nsnreuse"})
+		if err != nil {
+			return err
+		}
+		return tb.Close()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := strings.TrimSpace(ns.Run(t, "sysctl", "-n", "net.ipv4.ip_forward")); v != "1" {
+		t.Fatalf("ip_forward of the new namespace after a run = %s, want 1 as it was", v)
+	}
+}
+
+// sweep runs Sweep inside ns (never in the test's own namespace, whose
+// ruleset and sysctls are not the test's) and returns what it reported.
+func sweep(t *testing.T, ns *testbed.NS) []string {
+	t.Helper()
+	var did []string
+	if err := ns.Do(func() (err error) {
+		did, err = Sweep()
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return did
+}
+
+// TestSweepSaysWhatItRemoved: a run SIGKILLed with ip_forward turned on
+// leaves a record. Sweep in its namespace restores the setting; Sweep
+// anywhere else, once that namespace is deleted, removes the record. Each
+// says so.
+func TestSweepSaysWhatItRemoved(t *testing.T) {
+	a, b := testbed.NewNS(t), testbed.NewNS(t)
+	for _, ns := range []*testbed.NS{a, b} {
+		ns.Run(t, "sysctl", "-qw", "net.ipv4.ip_forward=0")
+		cmd := hold(t, ns)
+		cmd.Process.Kill()
+		cmd.Wait()
+	}
+	did := strings.Join(sweep(t, a), "\n")
+	if !strings.Contains(did, "restored /proc/sys/net/ipv4/ip_forward=0") {
+		t.Errorf("Sweep in the crashed run's namespace said %q", did)
+	}
+	if v := strings.TrimSpace(a.Run(t, "sysctl", "-n", "net.ipv4.ip_forward")); v != "0" {
+		t.Errorf("ip_forward after Sweep = %s, want 0 restored", v)
+	}
+	// b's record stays while b exists: b's runs restore it.
+	if did := strings.Join(sweep(t, a), "\n"); did != "" {
+		t.Errorf("second Sweep said %q", did)
+	}
+	ino := netnsInode(t, b)
+	b.Delete(t)
+	did = strings.Join(sweep(t, a), "\n")
+	if want := fmt.Sprintf("of network namespace net:[%d], which no longer exists", ino); !strings.Contains(did, want) {
+		t.Errorf("Sweep after the namespace was deleted said %q, want %q", did, want)
+	}
+}

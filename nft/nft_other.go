@@ -19,4 +19,4 @@ func Install(s Spec) (*Table, error) {
 func (t *Table) Close() error { return nil }
 
 // Sweep does nothing off Linux.
-func Sweep() error { return nil }
+func Sweep() ([]string, error) { return nil, nil }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 
+	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
 )
@@ -35,20 +36,59 @@ func (s Spec) Chains() ([]ChainSpec, error) {
 	}
 	return []ChainSpec{
 		{Name: "postrouting", Type: "nat", Hook: unix.NF_INET_POST_ROUTING, Priority: 100, Rules: post},
-		{Name: "forward", Type: "filter", Hook: unix.NF_INET_FORWARD, Priority: 0, Rules: ForwardAccepts(s.Veth)},
+		{Name: "forward", Type: "filter", Hook: unix.NF_INET_FORWARD, Priority: 0, Rules: forwardRules(s.Veth, s.Uplink)},
 	}, nil
 }
 
-// ForwardAccepts are the rules that let the veth's traffic through a
-// forward chain: iifname VETH accept, oifname VETH accept.
-func ForwardAccepts(veth string) [][]expr.Any {
+// forwardRules let through the forward path only what the program's
+// namespace started, and only to and from the uplink:
+//
+//	oifname VETH ct state established,related accept
+//	oifname VETH drop
+//	iifname VETH oifname UPLINK accept
+//	iifname VETH drop
+//
+// So nobody on the uplink reaches a server the program runs (even with a
+// route to the run's subnet), and concurrent runs, whose veths are
+// directly connected on the host, cannot reach each other. The chain's
+// policy stays accept: traffic that is not the run's is not ours to judge.
+func forwardRules(veth, uplink string) [][]expr.Any {
+	acc := ForwardAccepts(veth, uplink)
 	return [][]expr.Any{
-		append(ifname(expr.MetaKeyIIFNAME, veth), accept()),
-		append(ifname(expr.MetaKeyOIFNAME, veth), accept()),
+		acc[0],
+		append(ifname(expr.MetaKeyOIFNAME, veth), drop()),
+		acc[1],
+		append(ifname(expr.MetaKeyIIFNAME, veth), drop()),
 	}
 }
 
+// ForwardAccepts are the rules that let the run's own traffic through a
+// forward chain that drops by default (another table's):
+// oifname VETH ct state established,related accept, and
+// iifname VETH oifname UPLINK accept.
+func ForwardAccepts(veth, uplink string) [][]expr.Any {
+	in := ifname(expr.MetaKeyOIFNAME, veth)
+	in = append(in, ctEstablished()...)
+	out := ifname(expr.MetaKeyIIFNAME, veth)
+	out = append(out, ifname(expr.MetaKeyOIFNAME, uplink)...)
+	return [][]expr.Any{append(in, accept()), append(out, accept())}
+}
+
 func accept() expr.Any { return &expr.Verdict{Kind: expr.VerdictAccept} }
+func drop() expr.Any   { return &expr.Verdict{Kind: expr.VerdictDrop} }
+
+// ctEstablished matches ct state established,related. The state is a
+// host-endian u32 bit set (nft_ct_get_eval stores ctinfo bits in a
+// register), so the mask is native-endian.
+func ctEstablished() []expr.Any {
+	return []expr.Any{
+		&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
+			Mask: binaryutil.NativeEndian.PutUint32(expr.CtStateBitESTABLISHED | expr.CtStateBitRELATED),
+			Xor:  make([]byte, 4)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)},
+	}
+}
 
 // ifname matches the input or output interface name exactly.
 func ifname(key expr.MetaKey, name string) []expr.Any {

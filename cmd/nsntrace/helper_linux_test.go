@@ -3,13 +3,18 @@
 package main
 
 import (
+	"encoding/binary"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"time"
 
+	"golang.org/x/net/dns/dnsmessage"
 	"golang.org/x/net/icmp"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
@@ -25,7 +30,7 @@ const helperEnv = "NSNTRACE_E2E_HELPER"
 func helperMain(args []string) int {
 	for len(args) > 0 {
 		step := args[0]
-		need := map[string]int{"udp": 2, "ping": 2, "touch": 1, "wait": 1, "exit": 1, "sleep": 1, "ignore-term": 0, "token": 1, "udp-forever": 2}[step]
+		need := map[string]int{"udp": 2, "ping": 2, "touch": 1, "wait": 1, "exit": 1, "sleep": 1, "ignore-term": 0, "token": 1, "udp-forever": 2, "serve": 1, "dns": 1, "connect": 1}[step]
 		if len(args) < 1+need {
 			fmt.Fprintf(os.Stderr, "helper: %s needs %d arguments\n", step, need)
 			return 2
@@ -60,6 +65,16 @@ func helperMain(args []string) int {
 			}
 		case "ignore-term":
 			signal.Ignore(unix.SIGTERM)
+		case "serve": // serve ADDR: an HTTP server for the rest of the process's life
+			err = helperServe(p[0])
+		case "dns": // dns ADDR:PORT|resolv.conf: one query over UDP and one over TCP; prints whether answered
+			err = helperDNS(p[0])
+		case "connect": // connect ADDR:PORT: prints whether a TCP connection is accepted
+			c, cerr := net.DialTimeout("tcp", p[0], 3*time.Second)
+			fmt.Printf("connect %s: %v\n", p[0], cerr == nil)
+			if cerr == nil {
+				c.Close()
+			}
 		case "token": // token WORD: only marks the process's command line
 		case "exit":
 			n, _ := strconv.Atoi(p[0])
@@ -147,4 +162,64 @@ func helperUDPForever(addr, payload string) error {
 		c.Write([]byte(payload))
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// helperServeBody is what a server started by the "serve" step answers.
+const helperServeBody = "served from inside a trace\n"
+
+func helperServe(addr string) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	go http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, helperServeBody)
+	}))
+	return nil
+}
+
+// helperDNS prints "dns udp ADDR: BOOL" and "dns tcp ADDR: BOOL", whether
+// a query for www.example.test got an answer. A refused or silent server
+// is false; the deadlines only bound the wait.
+func helperDNS(addr string) error {
+	if addr == "resolv.conf" { // the first nameserver of /etc/resolv.conf
+		b, err := os.ReadFile("/etc/resolv.conf")
+		if err != nil {
+			return err
+		}
+		addr = ""
+		for _, l := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(l); len(f) == 2 && f[0] == "nameserver" && addr == "" {
+				addr = net.JoinHostPort(f[1], "53")
+			}
+		}
+	}
+	fmt.Printf("dns udp %s: %v\n", addr, dnsAnswered("udp", addr))
+	fmt.Printf("dns tcp %s: %v\n", addr, dnsAnswered("tcp", addr))
+	return nil
+}
+
+func dnsAnswered(network, addr string) bool {
+	b := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: 0x5a5a, RecursionDesired: true})
+	b.StartQuestions()
+	b.Question(dnsmessage.Question{Name: dnsmessage.MustNewName("www.example.test."), Type: dnsmessage.TypeA, Class: dnsmessage.ClassINET})
+	q, err := b.Finish()
+	if err != nil {
+		return false
+	}
+	c, err := net.DialTimeout(network, addr, 3*time.Second)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(3 * time.Second))
+	if network == "tcp" {
+		q = append(binary.BigEndian.AppendUint16(nil, uint16(len(q))), q...)
+	}
+	if _, err := c.Write(q); err != nil {
+		return false
+	}
+	buf := make([]byte, 4096)
+	n, err := c.Read(buf)
+	return err == nil && n >= 12
 }

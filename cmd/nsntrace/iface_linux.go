@@ -149,17 +149,24 @@ func captureIface(o *options, rep *reporter, stdout io.Writer) (int, error) {
 // cleanup removes what crashed runs left behind. The veth and the
 // namespace die with the traced program's last process, and a kernel
 // that supports owner-flagged nft tables deletes ours itself; what can
-// outlive a crash is an nft table on older kernels.
+// outlive a crash is an nft table on older kernels, accept rules in other
+// tables' forward chains, and IP forwarding records (see nft.Sweep).
 func cleanup(o *options, stderr io.Writer) int {
 	rep := newReporter(stderr, o.quiet)
 	if os.Geteuid() != 0 {
 		rep.errorf("--cleanup must run as root")
 		return exitFailure
 	}
-	if err := nft.Sweep(); err != nil {
-		rep.errorf("remove leftover firewall tables: %v", err)
+	done, err := nft.Sweep()
+	for _, d := range done {
+		rep.infof("Cleanup: %s.", d)
+	}
+	if err != nil {
+		rep.errorf("remove leftovers of crashed runs: %v", err)
 		return exitFailure
 	}
-	rep.infof("Removed what crashed runs had left behind (if anything).")
+	if len(done) == 0 {
+		rep.infof("Nothing left behind by crashed runs.")
+	}
 	return 0
 }

@@ -136,7 +136,11 @@ func (t *tracer) run() (code int, err error) {
 	defer signal.Stop(sigc)
 
 	// Leftovers of crashed runs (pid gone) only: concurrent runs are alive.
-	if err := nft.Sweep(); err != nil {
+	done, err := nft.Sweep()
+	for _, d := range done {
+		rep.infof("Leftovers of crashed runs: %s.", d)
+	}
+	if err != nil {
 		rep.errorf("warning: remove leftovers of crashed runs: %v", err)
 	}
 
@@ -246,7 +250,13 @@ func (t *tracer) run() (code int, err error) {
 	})
 
 	if relayTo != nil {
-		relay, err := dnsrelay.Listen(netip.AddrPortFrom(gw, dnsrelay.DefaultPort), &dnsrelay.Config{Upstreams: relayTo})
+		// Only the program, over its own veth: the gateway address is
+		// reachable from the uplink and from other traces too.
+		relay, err := dnsrelay.Listen(netip.AddrPortFrom(gw, dnsrelay.DefaultPort), &dnsrelay.Config{
+			Upstreams: relayTo,
+			Interface: plan.HostIf,
+			Client:    plan.PeerAddr.Addr(),
+		})
 		if err != nil {
 			return exitFailure, err
 		}

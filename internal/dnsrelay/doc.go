@@ -10,8 +10,17 @@
 // answers cross the veth, so they are in the trace, as the program sent them.
 //
 // The resolv.conf(5) handling (ParseResolvConf, NeedsRelay, ChildResolvConf)
-// is pure and has no build tags; the Relay uses only the standard library's
+// is pure and has no build tags; the Relay uses the standard library's
 // sockets in the caller's current network namespace.
+//
+// # Who is served
+//
+// The gateway address is an address of the host: the uplink and other
+// traces can reach it too, and a relay into a loopback-only resolver would
+// be an open resolver for them. Config.Interface binds the relay's sockets
+// to the run's veth (SO_BINDTODEVICE), so queries arriving over any other
+// device find no socket, and Config.Client drops queries from any source
+// but the program's address.
 //
 // # Network namespaces
 //

@@ -1,6 +1,7 @@
 package dnsrelay
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -27,6 +28,15 @@ type Config struct {
 	// MaxInflight bounds concurrent UDP queries (default 256); queries
 	// beyond it are dropped, and the client retries as after a loss.
 	MaxInflight int
+	// Interface, when set, restricts the relay's sockets to packets that
+	// arrive on this device (SO_BINDTODEVICE): a query to the relay's
+	// address coming in over any other interface finds no socket, so the
+	// relay is no resolver for the uplink, for other traces or for the
+	// host's own loopback.
+	Interface string
+	// Client, when valid, is the only source address served; queries from
+	// any other address are dropped (UDP) or closed unanswered (TCP).
+	Client netip.Addr
 }
 
 // Relay forwards DNS over UDP and TCP from one local address to upstream
@@ -80,10 +90,12 @@ func listen(addr netip.AddrPort, cfg *Config) (r *Relay, err error) {
 		c.MaxInflight = 256
 	}
 	r = &Relay{cfg: c, sem: make(chan struct{}, c.MaxInflight), open: map[io.Closer]struct{}{}}
-	r.udp, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(addr))
+	lc := net.ListenConfig{Control: c.bindToDevice}
+	pc, err := lc.ListenPacket(context.Background(), "udp", addr.String())
 	if err != nil {
 		return nil, fmt.Errorf("start dns relay on %s/udp: %w", addr, err)
 	}
+	r.udp = pc.(*net.UDPConn)
 	defer func() {
 		if err != nil {
 			r.udp.Close()
@@ -91,14 +103,20 @@ func listen(addr netip.AddrPort, cfg *Config) (r *Relay, err error) {
 	}()
 	// The TCP listener takes the port UDP got, so both serve one address.
 	taddr := netip.AddrPortFrom(addr.Addr(), uint16(r.udp.LocalAddr().(*net.UDPAddr).Port))
-	r.tcp, err = net.ListenTCP("tcp", net.TCPAddrFromAddrPort(taddr))
+	l, err := lc.Listen(context.Background(), "tcp", taddr.String())
 	if err != nil {
 		return nil, fmt.Errorf("start dns relay on %s/tcp: %w", taddr, err)
 	}
+	r.tcp = l.(*net.TCPListener)
 	r.wg.Add(2)
 	go r.serveUDP()
 	go r.serveTCP()
 	return r, nil
+}
+
+// serves reports whether the relay answers a client at a.
+func (r *Relay) serves(a netip.Addr) bool {
+	return !r.cfg.Client.IsValid() || a.Unmap() == r.cfg.Client.Unmap()
 }
 
 // Addr is the address the relay serves (UDP and TCP).
@@ -157,7 +175,7 @@ func (r *Relay) serveUDP() {
 			}
 			continue // e.g. ICMP errors reported on the socket
 		}
-		if n < 12 { // shorter than a DNS header: not a query
+		if n < 12 || !r.serves(from.Addr()) { // not a query, or not our client's
 			continue
 		}
 		select {
@@ -253,6 +271,10 @@ func (r *Relay) serveTCP() {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
+			continue
+		}
+		if !r.serves(c.RemoteAddr().(*net.TCPAddr).AddrPort().Addr()) {
+			c.Close() // not our client: no answer
 			continue
 		}
 		if !r.track(c) {

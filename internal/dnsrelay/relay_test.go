@@ -292,3 +292,113 @@ func TestListenErrors(t *testing.T) {
 		t.Fatalf("Listen without upstreams: %v", err)
 	}
 }
+
+// Namespaces of TestRelayOnlyItsClient, passed to its helper process.
+const (
+	clientNSEnv   = "DNSRELAY_TEST_CLIENT_NS"
+	strangerNSEnv = "DNSRELAY_TEST_STRANGER_NS"
+)
+
+// TestRelayOnlyItsClient: a relay restricted to one interface and one
+// client address answers that client, and nobody else who can reach its
+// address: not another address on the same link, not a host behind
+// another interface, not its own namespace's loopback.
+//
+//	[client ns C]  r0c <-> r0  [relay ns R]  r1 <-> r1s  [stranger ns S]
+//	10.54.0.2, .3           10.54.0.1      10.55.0.1        10.55.0.2
+func TestRelayOnlyItsClient(t *testing.T) {
+	r, c, s := testbed.NewNS(t), testbed.NewNS(t), testbed.NewNS(t)
+	testbed.Veth(t, r, "r0", c, "r0c")
+	testbed.Veth(t, r, "r1", s, "r1s")
+	r.Sh(t, "ip addr add 10.54.0.1/24 dev r0; ip addr add 10.55.0.1/24 dev r1; sysctl -qw net.ipv4.ip_forward=1")
+	c.Sh(t, "ip addr add 10.54.0.2/24 dev r0c; ip addr add 10.54.0.3/24 dev r0c")
+	s.Sh(t, "ip addr add 10.55.0.2/24 dev r1s; ip route add 10.54.0.0/24 via 10.55.0.1")
+	cmd := r.Command(os.Args[0], "-test.run=^TestRelayOnlyItsClientInNetNS$", "-test.v", "-test.count=1")
+	cmd.Env = append(os.Environ(), helperEnv+"=1", clientNSEnv+"="+c.Name, strangerNSEnv+"="+s.Name)
+	out, err := cmd.CombinedOutput()
+	t.Logf("helper process in %s:\n%s", r.Name, out)
+	if err != nil {
+		t.Fatalf("relay tests in a namespace failed: %v", err)
+	}
+	if !strings.Contains(string(out), "--- PASS: TestRelayOnlyItsClientInNetNS") {
+		t.Fatal("helper process did not run the relay tests")
+	}
+}
+
+// ask sends one query over UDP and one over TCP from src (in ns, nil: the
+// current one) to relay and reports which got an answer. A refused or
+// unanswered query counts as none; the deadline only bounds the wait.
+func ask(t *testing.T, ns *testbed.NS, src, relay netip.AddrPort) (udp, tcp bool) {
+	t.Helper()
+	do := func(fn func() error) error { return fn() }
+	if ns != nil {
+		do = ns.Do
+	}
+	err := do(func() error {
+		uc, err := net.DialUDP("udp", net.UDPAddrFromAddrPort(src), net.UDPAddrFromAddrPort(relay))
+		if err != nil {
+			return err
+		}
+		defer uc.Close()
+		uc.SetDeadline(time.Now().Add(2 * time.Second))
+		if _, err := uc.Write(query(1, "who.example.")); err != nil {
+			return err
+		}
+		buf := make([]byte, 4096)
+		if n, err := uc.Read(buf); err == nil && n >= 12 {
+			udp = true
+		}
+		d := net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(src), Timeout: 2 * time.Second}
+		tc, err := d.Dial("tcp", relay.String())
+		if err != nil {
+			return nil // refused: no answer
+		}
+		defer tc.Close()
+		tc.SetDeadline(time.Now().Add(2 * time.Second))
+		q := query(2, "who.example.")
+		tc.Write(append(binary.BigEndian.AppendUint16(nil, uint16(len(q))), q...))
+		var lb [2]byte
+		if _, err := io.ReadFull(tc, lb[:]); err == nil {
+			tcp = true
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("query %s from %s: %v", relay, src, err)
+	}
+	return udp, tcp
+}
+
+func TestRelayOnlyItsClientInNetNS(t *testing.T) {
+	if os.Getenv(helperEnv) != "1" || os.Getenv(clientNSEnv) == "" {
+		t.Skip("runs only as TestRelayOnlyItsClient's helper process inside a throwaway namespace")
+	}
+	c, s := &testbed.NS{Name: os.Getenv(clientNSEnv)}, &testbed.NS{Name: os.Getenv(strangerNSEnv)}
+	up := &fakeUpstream{}
+	up.serve(t, "127.0.0.53:53")
+	r, err := ListenAny(netip.MustParseAddr("10.54.0.1"), &Config{
+		Upstreams: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.53:53")},
+		Interface: "r0",
+		Client:    netip.MustParseAddr("10.54.0.2"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for _, q := range []struct {
+		who  string
+		ns   *testbed.NS
+		src  string
+		want bool
+	}{
+		{"the client", c, "10.54.0.2:0", true},
+		{"another address on the client's link", c, "10.54.0.3:0", false},
+		{"a host behind another interface", s, "10.55.0.2:0", false},
+		{"the relay's own namespace", nil, "10.55.0.1:0", false},
+	} {
+		udp, tcp := ask(t, q.ns, netip.MustParseAddrPort(q.src), r.Addr())
+		if udp != q.want || tcp != q.want {
+			t.Errorf("%s (%s): answered over UDP %v, over TCP %v; want %v", q.who, q.src, udp, tcp, q.want)
+		}
+	}
+}

@@ -51,8 +51,8 @@ const (
 type InternetConfig struct {
 	// UplinkName is the host's uplink device name (default "uplink0").
 	UplinkName string
-	// LoopbackResolver gives the host a stub resolver on 127.0.0.53 that
-	// forwards to the upstream, as systemd-resolved does.
+	// LoopbackResolver gives the host a stub resolver on 127.0.0.53 (UDP and
+	// TCP) that forwards to the upstream, as systemd-resolved does.
 	LoopbackResolver bool
 	// ForwardDrop adds a Docker/ufw-like `table ip filter` whose FORWARD
 	// chain has policy drop.
@@ -381,9 +381,31 @@ func (in *Internet) answer(msg []byte) ([]byte, string) {
 	return out, desc
 }
 
-// startStub runs a systemd-resolved-like stub on 127.0.0.53:53 (UDP) in H
-// that forwards each query to the upstream's DNS server.
+// startStub runs a systemd-resolved-like stub on 127.0.0.53:53 (UDP and
+// TCP) in H that forwards each query to the upstream's DNS server.
 func (in *Internet) startStub(t testing.TB) {
+	// TCP: each connection is relayed byte for byte to the upstream's TCP
+	// DNS, from a socket made in H.
+	tl, _ := listen(t, in.H, "tcp", StubDNSAddr+":53")
+	go acceptLoop(tl, func(c net.Conn) {
+		defer c.Close()
+		var up net.Conn
+		if err := in.H.Do(func() (err error) {
+			up, err = net.DialTimeout("tcp", netip.AddrPortFrom(UpstreamAddr, DNSPort).String(), 10*time.Second)
+			return err
+		}); err != nil {
+			return
+		}
+		defer up.Close()
+		deadline := time.Now().Add(30 * time.Second)
+		c.SetDeadline(deadline)
+		up.SetDeadline(deadline)
+		go func() {
+			io.Copy(up, c)
+			up.(*net.TCPConn).CloseWrite()
+		}()
+		io.Copy(c, up)
+	})
 	_, sp := listen(t, in.H, "udp", StubDNSAddr+":53")
 	// The forwarding socket must live in H too: create it there once.
 	_, fwd := listen(t, in.H, "udp", ":0")

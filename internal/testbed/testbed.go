@@ -138,6 +138,8 @@ var nsCounter atomic.Uint32
 type NS struct {
 	// Name is the namespace's name as `ip netns` knows it.
 	Name string
+
+	deleted atomic.Bool
 }
 
 // NewNS creates a fresh network namespace with lo up, and removes it (with
@@ -151,9 +153,18 @@ func NewNS(t testing.TB) *NS {
 		t.Fatalf("ip netns add %s: %v: %s", name, err, out)
 	}
 	n := &NS{Name: name}
-	t.Cleanup(func() { n.remove(t) })
+	t.Cleanup(func() { n.Delete(t) })
 	n.Run(t, "ip", "link", "set", "lo", "up")
 	return n
+}
+
+// Delete removes the namespace before the test ends, as its cleanup would;
+// for tests of what outlives a namespace. Later calls do nothing.
+func (n *NS) Delete(t testing.TB) {
+	t.Helper()
+	if !n.deleted.Swap(true) {
+		n.remove(t)
+	}
 }
 
 func (n *NS) remove(t testing.TB) {
