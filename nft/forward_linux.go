@@ -63,7 +63,7 @@ func currentNetns() (netnsID, error) {
 	if err := unix.Stat("/proc/thread-self/ns/net", &st); err != nil {
 		return netnsID{}, os.NewSyscallError("stat netns", err)
 	}
-	id := netnsID{dev: st.Dev, ino: st.Ino}
+	id := netnsID{dev: uint64(st.Dev), ino: uint64(st.Ino)} // 32 bits wide on some CPUs
 	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return netnsID{}, os.NewSyscallError("socket", err)
