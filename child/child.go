@@ -181,7 +181,8 @@ func programEnv(env []string, u *User) []string {
 //
 //	parent -> init: "config", then "go" (Release), then any "signal"
 //	init -> parent: "ready" or "error"; after "go": "started" or
-//	                "exec-error" (or "error"); finally "exit"
+//	                "exec-error" (or "error"); "exit" when the program
+//	                ends; "done" when the namespace is empty
 type message struct {
 	Type string `json:"type"`
 
@@ -206,7 +207,7 @@ type message struct {
 	// "signal": the signal to forward
 	Code   int `json:"code,omitempty"`
 	Signal int `json:"signal,omitempty"`
-	// "exit": processes the program left running that were stopped, and
+	// "done": processes the program left running that were stopped, and
 	// how many of them had to be killed
 	Stopped int `json:"stopped,omitempty"`
 	Killed  int `json:"killed,omitempty"`
@@ -222,6 +223,7 @@ const (
 	msgExecError = "exec-error"
 	msgSignal    = "signal"
 	msgExit      = "exit"
+	msgDone      = "done"
 )
 
 // errorMessage encodes a failed operation for the other side.

@@ -41,6 +41,7 @@ type Process struct {
 	started   chan struct{} // closed on "started" or "exec-error"
 	startMsg  *message      // valid once started is closed
 	exitMsg   *message      // the "exit" message, if any
+	doneMsg   *message      // the "done" message, if any
 	readErr   error         // why the reader stopped (io.EOF normally)
 	waitOnce  sync.Once
 	status    Status
@@ -229,6 +230,8 @@ func (p *Process) read(dec *json.Decoder) {
 			}
 		case msgExit:
 			p.exitMsg = &m
+		case msgDone:
+			p.doneMsg = &m
 		}
 		p.mu.Unlock()
 	}
@@ -303,7 +306,8 @@ func (p *Process) Signal(sig os.Signal) error {
 		return p.Kill()
 	}
 	p.mu.Lock()
-	running := p.startMsg != nil && p.startMsg.Type == msgStarted && p.exitMsg == nil
+	// Until "done", a signal still reaches what the program left running.
+	running := p.startMsg != nil && p.startMsg.Type == msgStarted && p.doneMsg == nil
 	p.mu.Unlock()
 	if !running {
 		select {
@@ -358,7 +362,11 @@ func (p *Process) result() (Status, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if m := p.exitMsg; m != nil {
-		return Status{Code: m.Code, Signal: syscall.Signal(m.Signal), Stopped: m.Stopped, Killed: m.Killed}, nil
+		st := Status{Code: m.Code, Signal: syscall.Signal(m.Signal)}
+		if d := p.doneMsg; d != nil {
+			st.Stopped, st.Killed = d.Stopped, d.Killed
+		}
+		return st, nil
 	}
 	if m := p.startMsg; m != nil && m.Type == msgExecError {
 		var err error = errors.New(m.Err)

@@ -130,11 +130,15 @@ func runInit() int {
 		case s := <-sigc:
 			switch s {
 			case unix.SIGCHLD:
-				if exit := sv.reaped(); exit != nil {
-					_ = c.send(*exit) // best effort: the parent may be gone; we end anyway
-					// Our exit makes the kernel kill whatever is left in
-					// the namespace (nothing, unless the parent asked to
-					// stop waiting).
+				exit, done := sv.reaped()
+				if exit != nil {
+					// At once: if the parent ends the run before what
+					// the program left running is gone, the program's
+					// status is known.
+					_ = c.send(*exit) // best effort: the parent may be gone
+				}
+				if done != nil {
+					_ = c.send(*done) // best effort: the parent may be gone; we end anyway
 					return initExitOK
 				}
 			case unix.SIGTERM, unix.SIGUSR1, unix.SIGUSR2:
@@ -166,38 +170,42 @@ type supervisor struct {
 	grace   time.Duration
 
 	exit  *message         // the program's end, once it has ended
+	done  message          // what happened to what it left running
 	timer <-chan time.Time // the grace period of what it left running
 }
 
-// reaped reaps what has exited and returns the exit message once the run
-// is over: the program has ended and no process is left.
-func (sv *supervisor) reaped() *message {
-	ws, done, none := reap(sv.program)
-	if done && sv.exit == nil {
+// reaped reaps what has exited. It returns the program's exit message
+// once, when the program has ended, and the done message when the run is
+// over: the program has ended and no process is left.
+func (sv *supervisor) reaped() (exit, done *message) {
+	ws, ended, none := reap(sv.program)
+	if ended && sv.exit == nil {
 		sv.exit = &message{Type: msgExit}
 		if ws.Signaled() {
 			sv.exit.Signal = int(ws.Signal())
 		} else {
 			sv.exit.Code = ws.ExitStatus()
 		}
+		exit = sv.exit
+		sv.done.Type = msgDone
 		if !none && !sv.waitAll {
 			// The trace ends with the program: what it left running
 			// gets SIGTERM and the grace period, as on ctrl-c.
-			sv.exit.Stopped = max(countProcesses(), 1)
+			sv.done.Stopped = max(countProcesses(), 1)
 			_ = unix.Kill(-1, unix.SIGTERM) // ESRCH: they are gone already
 			sv.timer = time.After(sv.grace)
 		}
 	}
 	if sv.exit != nil && none {
-		return sv.exit
+		return exit, &sv.done
 	}
-	return nil
+	return exit, nil
 }
 
 // killAll ends the grace period: what is still there gets SIGKILL.
 func (sv *supervisor) killAll() {
 	sv.timer = nil
-	sv.exit.Killed = countProcesses()
+	sv.done.Killed = countProcesses()
 	_ = unix.Kill(-1, unix.SIGKILL) // ESRCH: they are gone already
 }
 
