@@ -274,3 +274,59 @@ func TestCompileFilter(t *testing.T) {
 		t.Errorf("bad filter: exit %d, stdout %q, stderr %q", code, out.String(), errb.String())
 	}
 }
+
+// TestSummaryOverCapture checks that --summary naming the capture file,
+// by whatever path or link, is refused before anything is created or
+// changed. A usage error is exit 125 (TestRunExitCodes); parse, not run,
+// so that a missing check can never start a trace in this namespace.
+func TestSummaryOverCapture(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	existing := filepath.Join(dir, "old.pcapng")
+	if err := os.WriteFile(existing, []byte("keep"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(existing, filepath.Join(dir, "sym.pcapng")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(existing, filepath.Join(dir, "hard.pcapng")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(dir, filepath.Join(dir, "dirlink")); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range [][2]string{ // --summary, -o
+		{"new.pcapng", "new.pcapng"},
+		{"./new.pcapng", filepath.Join(dir, "new.pcapng")},
+		{"dirlink/new.pcapng", "new.pcapng"},
+		{"sub/../new.pcapng", "new.pcapng"},
+		{"old.pcapng", "old.pcapng"},
+		{"sym.pcapng", "old.pcapng"},
+		{"hard.pcapng", existing},
+		{"dirlink/old.pcapng", "sym.pcapng"},
+	} {
+		var out, errb bytes.Buffer
+		_, err := parse([]string{"--summary", tc[0], "-o", tc[1], "true"}, &out, &errb)
+		var ue *usageError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), "are the same file") {
+			t.Errorf("--summary %s -o %s: %v; want a usage error", tc[0], tc[1], err)
+		}
+	}
+	if b, _ := os.ReadFile(existing); string(b) != "keep" {
+		t.Errorf("the capture file changed: %q", b)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 4 {
+		t.Errorf("something was created: %v", ents)
+	}
+	// Different files, and standard output, stay allowed.
+	for _, args := range [][]string{
+		{"--summary", "s.json", "-o", "old.pcapng", "true"},
+		{"--summary", "-", "-o", "old.pcapng", "true"},
+		{"--summary", "old.pcapng", "-o", "-", "true"},
+	} {
+		var out, errb bytes.Buffer
+		if _, err := parse(args, &out, &errb); err != nil {
+			t.Errorf("parse(%q): %v", args, err)
+		}
+	}
+}
