@@ -882,3 +882,34 @@ func TestKilledOrHungUp(t *testing.T) {
 		})
 	}
 }
+
+// TestBadDevice checks that -d naming a device no traffic can leave by is
+// refused before anything is made: loopback, a device that is down, the
+// veth of another run (masquerade would miss, and un-NATed packets leave).
+func TestBadDevice(t *testing.T) {
+	t.Parallel()
+	e := newE2E(t, nil)
+	// In H, which goes with the test: a run's veth (up) and a pair that is down.
+	e.in.H.Run(t, "ip", "link", "add", "nsn1zx7", "type", "veth", "peer", "name", "other7")
+	e.in.H.Run(t, "ip", "link", "set", "nsn1zx7", "up")
+	e.in.H.Run(t, "ip", "link", "add", "down0", "type", "veth", "peer", "name", "down1")
+	for _, tc := range []struct{ dev, msg string }{
+		{"lo", "nsntrace: -d lo: device lo is the loopback device, which never leaves the host: name the device"},
+		{"down0", "nsntrace: -d down0: device down0 is down: name the device"},
+		{"nsn1zx7", "nsntrace: -d nsn1zx7: device nsn1zx7 is the veth of another nsntrace run: name the device"},
+	} {
+		t.Run(tc.dev, func(t *testing.T) {
+			e := &e2e{t: t, in: e.in, bin: e.bin, dir: t.TempDir()}
+			r := e.trace("dev.pcapng", "-d", tc.dev, "true")
+			if r.code != exitFailure || !strings.HasPrefix(r.stderr, tc.msg) || strings.Count(r.stderr, "\n") != 1 {
+				t.Errorf("exit %d, stderr %q; want %d and one line %q...", r.code, r.stderr, exitFailure, tc.msg)
+			}
+			if _, err := os.Stat(r.file); err == nil {
+				t.Error("a refused run left its output file")
+			}
+			if out := strings.TrimSpace(e.in.H.Run(t, "nft", "list", "tables")); out != "" {
+				t.Errorf("left behind in H: nft tables %s", out)
+			}
+		})
+	}
+}
