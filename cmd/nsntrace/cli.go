@@ -254,6 +254,9 @@ func (o *options) check() error {
 	if o.output == "" {
 		return &usageError{"--output: empty file name"}
 	}
+	if o.set["user"] && o.user == "" {
+		return &usageError{"--user: empty user name; give a name or UID, or leave -u out to run as root"}
+	}
 	switch {
 	case modes == 1 && len(o.program) > 0:
 		return &usageError{fmt.Sprintf("unexpected argument %q: --version, --compile-filter, --cleanup, --gen-docs and --interface take no program", o.program[0])}

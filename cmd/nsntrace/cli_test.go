@@ -117,6 +117,8 @@ func TestParseErrors(t *testing.T) {
 		{[]string{"--version", "ls"}, "take no program"},
 		{[]string{"--cleanup", "--version"}, "exclude each other"},
 		{[]string{"-o", "", "ls"}, "empty file name"},
+		{[]string{"-u", "", "ls"}, "--user: empty user name"},
+		{[]string{"--user=", "ls"}, "--user: empty user name"},
 		{[]string{"--summary", "-", "-o", "-", "ls"}, "already carries the capture"},
 		{[]string{"--summary", "", "ls"}, "--summary: empty file name"},
 		{[]string{"--summary", "s.json", "--cleanup"}, "with a traced program or --interface only"},
