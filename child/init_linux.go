@@ -1,9 +1,11 @@
 package child
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/signal"
@@ -200,10 +202,46 @@ func startProgram(cfg *message) (int, error) {
 		sys.Credential = &syscall.Credential{Uid: u.Uid, Gid: u.Gid, Groups: groups}
 	}
 	attr := &syscall.ProcAttr{Env: cfg.Env, Files: []uintptr{0, 1, 2}, Sys: sys}
-	if u == nil || u.Uid != 0 {
-		return syscall.ForkExec(cfg.Path, cfg.Args, attr)
+	forkExec := syscall.ForkExec
+	if u != nil && u.Uid == 0 {
+		forkExec = forkExecWithoutCaps
 	}
-	return forkExecWithoutCaps(cfg.Path, cfg.Args, attr)
+	pid, err := forkExec(cfg.Path, cfg.Args, attr)
+	if errors.Is(err, syscall.ENOEXEC) && isScript(cfg.Path) {
+		// A text file without #!: execvp(3), env(1), timeout(1) and the
+		// shells run it with /bin/sh, argv as execvp builds it.
+		argv := append([]string{shellPath, cfg.Path}, cfg.Args[1:]...)
+		if spid, serr := forkExec(shellPath, argv, attr); serr == nil {
+			return spid, nil
+		}
+		// No /bin/sh (a minimal image): the program's own error says more.
+	}
+	return pid, err
+}
+
+// shellPath runs scripts without #!, as _PATH_BSHELL for execvp(3).
+const shellPath = "/bin/sh"
+
+// isScript applies bash's test for a file execve refused with ENOEXEC:
+// text, unless it is ELF or its first line (within 80 bytes) holds a NUL.
+// Binaries for another machine then stay "exec format error" instead of
+// being fed to the shell.
+func isScript(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	b := make([]byte, 80)
+	n, _ := io.ReadFull(f, b) // a short file is read whole; an error reads as empty
+	b = b[:n]
+	if bytes.HasPrefix(b, []byte("\x7fELF")) {
+		return false
+	}
+	if i := bytes.IndexByte(b, '\n'); i >= 0 {
+		b = b[:i]
+	}
+	return bytes.IndexByte(b, 0) < 0
 }
 
 // forkExecWithoutCaps starts a program whose uid is 0 with no capabilities.

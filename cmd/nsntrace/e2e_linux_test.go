@@ -469,6 +469,13 @@ func TestExitStatus(t *testing.T) {
 	if err := os.WriteFile(badFormat, []byte("\x7fELF garbage"), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	noShebang, badInterp := filepath.Join(e.dir, "noshebang"), filepath.Join(e.dir, "badinterp")
+	if err := os.WriteFile(noShebang, []byte("echo from sh >&2; exit 4\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(badInterp, []byte("#!/nonexistent/bash -e\necho hi\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name   string
 		args   []string
@@ -482,6 +489,8 @@ func TestExitStatus(t *testing.T) {
 		{"missing program", []string{"no-such-program-nsntrace"}, 127, "nsntrace: no-such-program-nsntrace: command not found", true},
 		{"not executable", []string{noExec}, 126, "permission denied", true},
 		{"not a program", []string{badFormat}, 126, "exec format error", true},
+		{"script without #!", []string{noShebang}, 4, "from sh", false},
+		{"missing interpreter", []string{badInterp}, 127, "badinterp: bad interpreter /nonexistent/bash: no such file or directory", true},
 		{"bad filter", []string{"-f", "tcp port", "true"}, 125, "bad filter", true},
 		{"unknown device", []string{"-d", "nosuchdev0", "true"}, 125, "nosuchdev0", true},
 		{"unknown user", []string{"-u", "no-such-user-nsntrace", "true"}, 125, "no-such-user-nsntrace", true},
