@@ -3,6 +3,7 @@ package child
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"os/user"
 	"strconv"
@@ -31,7 +32,8 @@ type Config struct {
 	// Stdin, Stdout and Stderr become the program's fds 0, 1 and 2. Unlike
 	// os/exec, nil means the caller's own os.Stdin, os.Stdout, os.Stderr.
 	Stdin, Stdout, Stderr *os.File
-	// User, if not nil, is who the program runs as. Nil keeps root.
+	// User, if not nil, is who the program runs as, without capabilities,
+	// even when its uid is 0. Nil keeps root with all capabilities.
 	User *User
 	// ResolvConf, if not nil, is the content of a private file that covers
 	// /etc/resolv.conf in the child's mount namespace only (mode 0644). A
@@ -65,13 +67,24 @@ type User struct {
 var ErrUnknownUser = errors.New("unknown user")
 
 // LookupUser finds a user by name or by numeric UID in the user database
-// (/etc/passwd, /etc/group with CGO_ENABLED=0).
+// (/etc/passwd, /etc/group with CGO_ENABLED=0). A numeric UID that the
+// database does not know is still a user, as for chown(1) and setpriv(1):
+// its gid is the same number (not 0, root's group, nor 65534, whose files
+// it would share), it has no supplementary groups, and its home is /.
 func LookupUser(nameOrUID string) (*User, error) {
+	if nameOrUID == "" {
+		return nil, errors.New("empty user name")
+	}
 	var (
 		u   *user.User
 		err error
 	)
-	if _, perr := strconv.ParseUint(nameOrUID, 10, 32); perr == nil {
+	id, perr := strconv.ParseUint(nameOrUID, 10, 32)
+	if perr == nil {
+		if id == math.MaxUint32 {
+			// (uid_t)-1 means "unchanged" to setresuid(2).
+			return nil, fmt.Errorf("%w %q: %d is not a valid UID", ErrUnknownUser, nameOrUID, id)
+		}
 		u, err = user.LookupId(nameOrUID)
 	} else {
 		u, err = user.Lookup(nameOrUID)
@@ -79,6 +92,9 @@ func LookupUser(nameOrUID string) (*User, error) {
 	if err != nil {
 		var unknownName user.UnknownUserError
 		var unknownID user.UnknownUserIdError
+		if perr == nil && errors.As(err, &unknownID) {
+			return &User{Uid: uint32(id), Gid: uint32(id), Groups: []uint32{}, Name: nameOrUID, Home: "/"}, nil
+		}
 		if errors.As(err, &unknownName) || errors.As(err, &unknownID) {
 			return nil, fmt.Errorf("%w %q", ErrUnknownUser, nameOrUID)
 		}

@@ -420,6 +420,50 @@ func TestUser(t *testing.T) {
 	}
 }
 
+// TestUserRoot checks that a user whose uid is 0 runs, as the -u help
+// says, without capabilities: setuid(0) keeps them and execve as root
+// would give back the bounding set.
+func TestUserRoot(t *testing.T) {
+	testbed.RequirePrivileged(t)
+	for _, name := range []string{"root", "0"} {
+		u, err := child.LookupUser(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := probeConfig(t)
+		cfg.User = u
+		rep, _ := runProbe(t, cfg)
+		if !strings.HasPrefix(rep.Uid, "0\t") {
+			t.Errorf("-u %s: Uid %q, want 0", name, rep.Uid)
+		}
+		if rep.CapEff != "0000000000000000" || rep.CapPrm != "0000000000000000" || rep.CapAmb != "0000000000000000" {
+			t.Errorf("-u %s: CapEff %s, CapPrm %s, CapAmb %s; want all 0000000000000000", name, rep.CapEff, rep.CapPrm, rep.CapAmb)
+		}
+	}
+}
+
+// TestUserNumeric checks that a UID without a passwd entry runs as itself,
+// with its own number as gid and no groups.
+func TestUserNumeric(t *testing.T) {
+	testbed.RequirePrivileged(t)
+	u, err := child.LookupUser("4000000000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := probeConfig(t)
+	cfg.User = u
+	rep, _ := runProbe(t, cfg)
+	if want := "4000000000\t4000000000\t4000000000\t4000000000"; rep.Uid != want || rep.Gid != want {
+		t.Errorf("Uid %q, Gid %q; want %q", rep.Uid, rep.Gid, want)
+	}
+	if rep.Groups != "" || rep.CapEff != "0000000000000000" || rep.CapPrm != "0000000000000000" {
+		t.Errorf("Groups %q, CapEff %s, CapPrm %s; want none", rep.Groups, rep.CapEff, rep.CapPrm)
+	}
+	if rep.Home != "/" || rep.User != "4000000000" {
+		t.Errorf("HOME %q, USER %q; want / and 4000000000", rep.Home, rep.User)
+	}
+}
+
 func TestExitStatus(t *testing.T) {
 	testbed.RequirePrivileged(t)
 	sh := lookPath(t, "sh")

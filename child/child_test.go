@@ -3,6 +3,7 @@ package child
 import (
 	"errors"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"syscall"
@@ -77,14 +78,33 @@ func TestRemoteError(t *testing.T) {
 }
 
 func TestLookupUserUnknown(t *testing.T) {
-	for _, name := range []string{"no-such-user-nsntrace", "4000000000"} {
+	for name, want := range map[string]string{
+		"no-such-user-nsntrace": `unknown user "no-such-user-nsntrace"`,
+		"4294967295":            `unknown user "4294967295": 4294967295 is not a valid UID`,
+	} {
 		_, err := LookupUser(name)
 		if !errors.Is(err, ErrUnknownUser) {
 			t.Fatalf("LookupUser(%q) = %v, want ErrUnknownUser", name, err)
 		}
-		if want := `unknown user "` + name + `"`; err.Error() != want {
+		if err.Error() != want {
 			t.Errorf("LookupUser(%q) error %q, want %q", name, err, want)
 		}
+	}
+	if _, err := LookupUser(""); err == nil || err.Error() != "empty user name" {
+		t.Errorf(`LookupUser("") = %v, want "empty user name"`, err)
+	}
+}
+
+// TestLookupUserNumeric checks that a UID without a passwd entry is a user
+// of its own: gid the same number, no groups, home /.
+func TestLookupUserNumeric(t *testing.T) {
+	u, err := LookupUser("4000000000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &User{Uid: 4000000000, Gid: 4000000000, Groups: []uint32{}, Name: "4000000000", Home: "/"}
+	if !reflect.DeepEqual(u, want) {
+		t.Errorf("LookupUser(4000000000) = %+v, want %+v", u, want)
 	}
 }
 

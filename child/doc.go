@@ -28,7 +28,11 @@
 // [Start] needs CAP_SYS_ADMIN (namespaces, mounts) in the caller's user
 // namespace; in practice it runs as root. The program itself runs as root
 // unless [Config.User] is set, in which case it runs with that user's uid,
-// gid and groups and without capabilities.
+// gid and groups and without capabilities, also when the uid is 0: the
+// bounding, ambient and inheritable sets of the thread that forks it are
+// emptied first, as execve would otherwise give root the bounding set
+// back. [LookupUser] takes a numeric UID that /etc/passwd does not list as
+// that uid, with gid the same number and no supplementary groups.
 //
 // # Network namespaces
 //

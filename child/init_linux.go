@@ -1,13 +1,17 @@
 package child
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -274,7 +278,8 @@ func startProgram(cfg *message) (int, error) {
 		// also covers the window before the first reap.
 		Pdeathsig: syscall.SIGKILL,
 	}
-	if u := cfg.User; u != nil {
+	u := cfg.User
+	if u != nil {
 		// setuid from 0 to non-zero clears the permitted, effective and
 		// ambient capability sets (capabilities(7)), and setgroups with
 		// an empty list drops root's groups.
@@ -284,11 +289,118 @@ func startProgram(cfg *message) (int, error) {
 		}
 		sys.Credential = &syscall.Credential{Uid: u.Uid, Gid: u.Gid, Groups: groups}
 	}
-	return syscall.ForkExec(cfg.Path, cfg.Args, &syscall.ProcAttr{
-		Env:   cfg.Env,
-		Files: []uintptr{0, 1, 2},
-		Sys:   sys,
-	})
+	attr := &syscall.ProcAttr{Env: cfg.Env, Files: []uintptr{0, 1, 2}, Sys: sys}
+	forkExec := syscall.ForkExec
+	if u != nil && u.Uid == 0 {
+		forkExec = forkExecWithoutCaps
+	}
+	pid, err := forkExec(cfg.Path, cfg.Args, attr)
+	if errors.Is(err, syscall.ENOEXEC) && isScript(cfg.Path) {
+		// A text file without #!: execvp(3), env(1), timeout(1) and the
+		// shells run it with /bin/sh, argv as execvp builds it.
+		argv := append([]string{shellPath, cfg.Path}, cfg.Args[1:]...)
+		if spid, serr := forkExec(shellPath, argv, attr); serr == nil {
+			return spid, nil
+		}
+		// No /bin/sh (a minimal image): the program's own error says more.
+	}
+	return pid, err
+}
+
+// shellPath runs scripts without #!, as _PATH_BSHELL for execvp(3).
+const shellPath = "/bin/sh"
+
+// isScript applies bash's test for a file execve refused with ENOEXEC:
+// text, unless it is ELF or its first line (within 80 bytes) holds a NUL.
+// Binaries for another machine then stay "exec format error" instead of
+// being fed to the shell.
+func isScript(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	b := make([]byte, 80)
+	n, _ := io.ReadFull(f, b) // a short file is read whole; an error reads as empty
+	b = b[:n]
+	if bytes.HasPrefix(b, []byte("\x7fELF")) {
+		return false
+	}
+	if i := bytes.IndexByte(b, '\n'); i >= 0 {
+		b = b[:i]
+	}
+	return bytes.IndexByte(b, 0) < 0
+}
+
+// forkExecWithoutCaps starts a program whose uid is 0 with no capabilities.
+// setuid(0) keeps them, and execve gives a root process
+// P' = (P(inheritable) & F(inheritable)) | (F(permitted) & bounding) | ambient
+// with F full (security/commoncap.c, handle_privileged_root), so the forking
+// thread first empties its bounding, ambient and inheritable sets, which
+// the child inherits; its effective set stays, for setgroups and setgid.
+//
+// Capability sets are per thread, and that thread can never get its
+// bounding set back, so it is locked and kept, never returned to the
+// runtime: its exit would also fire the program's PR_SET_PDEATHSIG.
+func forkExecWithoutCaps(path string, argv []string, attr *syscall.ProcAttr) (int, error) {
+	type started struct {
+		pid int
+		err error
+	}
+	c := make(chan started, 1)
+	go func() {
+		runtime.LockOSThread()
+		if err := dropInheritableCaps(); err != nil {
+			c <- started{0, err}
+			select {} // the thread may be changed: keep it locked and alive
+		}
+		pid, err := syscall.ForkExec(path, argv, attr)
+		c <- started{pid, err}
+		select {}
+	}()
+	s := <-c
+	return s.pid, s.err
+}
+
+// dropInheritableCaps empties the calling thread's bounding, ambient and
+// inheritable capability sets.
+func dropInheritableCaps() error {
+	last, err := lastCap()
+	if err != nil {
+		return err
+	}
+	for c := 0; c <= last; c++ {
+		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil {
+			return os.NewSyscallError("prctl PR_CAPBSET_DROP", err)
+		}
+	}
+	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil && !errors.Is(err, unix.EINVAL) {
+		// EINVAL: a kernel before 4.3 has no ambient set to clear.
+		return os.NewSyscallError("prctl PR_CAP_AMBIENT_CLEAR_ALL", err)
+	}
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return os.NewSyscallError("capget", err)
+	}
+	data[0].Inheritable, data[1].Inheritable = 0, 0
+	if err := unix.Capset(&hdr, &data[0]); err != nil {
+		return os.NewSyscallError("capset", err)
+	}
+	return nil
+}
+
+// lastCap is the highest capability the kernel knows.
+func lastCap() (int, error) {
+	b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap")
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return 0, fmt.Errorf("read /proc/sys/kernel/cap_last_cap: %w", err)
+	}
+	return n, nil
 }
 
 // cloexecFrom marks every open fd >= from close-on-exec. (close_range(2)

@@ -1,10 +1,22 @@
 package rtnl
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"strconv"
+	"strings"
 )
+
+// ErrNotUplink is matched (errors.Is) by Uplink's errors for a device that
+// exists but cannot carry a run's traffic out of the host.
+var ErrNotUplink = errors.New("not an uplink")
+
+// notUplink is an ErrNotUplink with the reason.
+type notUplink struct{ msg string }
+
+func (e *notUplink) Error() string        { return e.msg }
+func (e *notUplink) Is(target error) bool { return target == ErrNotUplink }
 
 // Plan is the addressing of one run.
 type Plan struct {
@@ -85,6 +97,25 @@ func planFor(sub netip.Prefix, idx int, hostIf string, cfg Config) Plan {
 		p.PeerAddr6 = netip.PrefixFrom(h.Next(), 64)
 	}
 	return p
+}
+
+// isHostIfName tells whether name has the form hostIfName gives, so that
+// a veth of that name is (most likely) another run's host end.
+func isHostIfName(name string) bool {
+	rest, ok := strings.CutPrefix(name, "nsn")
+	if !ok {
+		return false
+	}
+	pid, n, ok := strings.Cut(rest, "x")
+	if !ok || pid == "" {
+		return false
+	}
+	for _, c := range pid + n { // n may be cut short, even empty
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z') {
+			return false
+		}
+	}
+	return true
 }
 
 // hostIfName is the host end's name: "nsn", the pid in base 36 and a

@@ -54,3 +54,18 @@ func TestHostIfName(t *testing.T) {
 		}
 	}
 }
+
+func TestIsHostIfName(t *testing.T) {
+	for pid := 1; pid < 5000000; pid += 499979 {
+		for _, n := range []int{1, 35, 36, 1 << 20} {
+			if s := hostIfName(pid, n); !isHostIfName(s) {
+				t.Errorf("isHostIfName(%q) = false for a name hostIfName made", s)
+			}
+		}
+	}
+	for _, s := range []string{"eth0", "nsn", "nsnx1", "nsnabc", "nsnAx1", "nsn1x-", "uplink0", "lo"} {
+		if isHostIfName(s) {
+			t.Errorf("isHostIfName(%q) = true", s)
+		}
+	}
+}

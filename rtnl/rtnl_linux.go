@@ -22,20 +22,51 @@ const LockPath = "/run/nsntrace/lock"
 var nameCounter atomic.Uint32
 
 // Uplink returns the interface named name, or, when name is empty, the
-// device of the host's default route (IPv4 first, then IPv6).
+// device of the host's default route (IPv4 first, then IPv6). A loopback
+// device, one that is down, or the host end of a run's veth is refused
+// (ErrNotUplink): the masquerade rule matches on the uplink, so packets
+// leaving by any other device would go out un-NATed.
 func Uplink(name string) (*net.Interface, error) {
-	if name != "" {
-		ifi, err := net.InterfaceByName(name)
-		if err != nil {
-			return nil, fmt.Errorf("device %q does not exist", name)
-		}
-		return ifi, nil
-	}
 	c, err := rtnetlink.Dial(nil)
 	if err != nil {
 		return nil, fmt.Errorf("dial rtnetlink: %w", err)
 	}
 	defer c.Close()
+	if name != "" {
+		ifi, err := net.InterfaceByName(name)
+		if err != nil {
+			return nil, fmt.Errorf("device %q does not exist", name)
+		}
+		return ifi, checkUplink(c, ifi)
+	}
+	ifi, err := defaultDevice(c)
+	if err != nil {
+		return nil, err
+	}
+	return ifi, checkUplink(c, ifi)
+}
+
+// checkUplink refuses a device that cannot be the uplink.
+func checkUplink(c *rtnetlink.Conn, ifi *net.Interface) error {
+	switch {
+	case ifi.Flags&net.FlagLoopback != 0:
+		return &notUplink{fmt.Sprintf("device %s is the loopback device, which never leaves the host", ifi.Name)}
+	case ifi.Flags&net.FlagUp == 0:
+		return &notUplink{fmt.Sprintf("device %s is down", ifi.Name)}
+	case isHostIfName(ifi.Name):
+		l, err := c.Link.Get(uint32(ifi.Index))
+		if err != nil {
+			return fmt.Errorf("read device %s: %w", ifi.Name, err)
+		}
+		if l.Attributes != nil && l.Attributes.Info != nil && l.Attributes.Info.Kind == "veth" {
+			return &notUplink{fmt.Sprintf("device %s is the veth of another nsntrace run", ifi.Name)}
+		}
+	}
+	return nil
+}
+
+// defaultDevice returns the device of the host's default route.
+func defaultDevice(c *rtnetlink.Conn) (*net.Interface, error) {
 	routes, err := c.Route.List()
 	if err != nil {
 		return nil, fmt.Errorf("list routes: %w", err)

@@ -256,6 +256,9 @@ func (o *options) check() error {
 	if o.output == "" {
 		return &usageError{"--output: empty file name"}
 	}
+	if o.set["user"] && o.user == "" {
+		return &usageError{"--user: empty user name; give a name or UID, or leave -u out to run as root"}
+	}
 	switch {
 	case modes == 1 && len(o.program) > 0:
 		return &usageError{fmt.Sprintf("unexpected argument %q: --version, --compile-filter, --cleanup, --gen-docs and --interface take no program", o.program[0])}
@@ -270,9 +273,39 @@ func (o *options) check() error {
 			return &usageError{"--summary -: standard output already carries the capture (-o -); give the summary a file name"}
 		case modes == 1 && !o.set["interface"]:
 			return &usageError{"--summary goes with a traced program or --interface only"}
+		case o.summary != "-" && o.output != "-" && sameFile(o.summary, o.output):
+			return &usageError{fmt.Sprintf("--summary %s and --output %s are the same file: the summary would replace the capture; give each its own file", o.summary, o.output)}
 		}
 	}
 	return nil
+}
+
+// sameFile tells whether two names reach one file: by device and inode
+// when both exist (hard links, symbolic links, different paths), else by
+// absolute path with symbolic links of the directories resolved.
+func sameFile(a, b string) bool {
+	fa, errA := os.Stat(a)
+	fb, errB := os.Stat(b)
+	if errA == nil && errB == nil {
+		return os.SameFile(fa, fb)
+	}
+	return canonical(a) == canonical(b)
+}
+
+// canonical is name made absolute, with symbolic links resolved as far as
+// the path exists, for comparing names of files not yet created.
+func canonical(name string) string {
+	abs, err := filepath.Abs(name)
+	if err != nil {
+		return filepath.Clean(name)
+	}
+	if r, err := filepath.EvalSymlinks(abs); err == nil {
+		return r
+	}
+	if dir, err := filepath.EvalSymlinks(filepath.Dir(abs)); err == nil {
+		return filepath.Join(dir, filepath.Base(abs))
+	}
+	return abs
 }
 
 // outputFormat chooses the file format: -F wins; otherwise a .pcap name

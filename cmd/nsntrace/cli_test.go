@@ -117,6 +117,8 @@ func TestParseErrors(t *testing.T) {
 		{[]string{"--version", "ls"}, "take no program"},
 		{[]string{"--cleanup", "--version"}, "exclude each other"},
 		{[]string{"-o", "", "ls"}, "empty file name"},
+		{[]string{"-u", "", "ls"}, "--user: empty user name"},
+		{[]string{"--user=", "ls"}, "--user: empty user name"},
 		{[]string{"--summary", "-", "-o", "-", "ls"}, "already carries the capture"},
 		{[]string{"--summary", "", "ls"}, "--summary: empty file name"},
 		{[]string{"--summary", "s.json", "--cleanup"}, "with a traced program or --interface only"},
@@ -275,5 +277,61 @@ func TestCompileFilter(t *testing.T) {
 	if code := run([]string{"--compile-filter", "tcp port"}, &out, &errb); code != 1 || out.Len() != 0 ||
 		!strings.Contains(errb.String(), "bad filter") || !strings.Contains(errb.String(), "^") {
 		t.Errorf("bad filter: exit %d, stdout %q, stderr %q", code, out.String(), errb.String())
+	}
+}
+
+// TestSummaryOverCapture checks that --summary naming the capture file,
+// by whatever path or link, is refused before anything is created or
+// changed. A usage error is exit 125 (TestRunExitCodes); parse, not run,
+// so that a missing check can never start a trace in this namespace.
+func TestSummaryOverCapture(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	existing := filepath.Join(dir, "old.pcapng")
+	if err := os.WriteFile(existing, []byte("keep"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(existing, filepath.Join(dir, "sym.pcapng")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(existing, filepath.Join(dir, "hard.pcapng")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(dir, filepath.Join(dir, "dirlink")); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range [][2]string{ // --summary, -o
+		{"new.pcapng", "new.pcapng"},
+		{"./new.pcapng", filepath.Join(dir, "new.pcapng")},
+		{"dirlink/new.pcapng", "new.pcapng"},
+		{"sub/../new.pcapng", "new.pcapng"},
+		{"old.pcapng", "old.pcapng"},
+		{"sym.pcapng", "old.pcapng"},
+		{"hard.pcapng", existing},
+		{"dirlink/old.pcapng", "sym.pcapng"},
+	} {
+		var out, errb bytes.Buffer
+		_, err := parse([]string{"--summary", tc[0], "-o", tc[1], "true"}, &out, &errb)
+		var ue *usageError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), "are the same file") {
+			t.Errorf("--summary %s -o %s: %v; want a usage error", tc[0], tc[1], err)
+		}
+	}
+	if b, _ := os.ReadFile(existing); string(b) != "keep" {
+		t.Errorf("the capture file changed: %q", b)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 4 {
+		t.Errorf("something was created: %v", ents)
+	}
+	// Different files, and standard output, stay allowed.
+	for _, args := range [][]string{
+		{"--summary", "s.json", "-o", "old.pcapng", "true"},
+		{"--summary", "-", "-o", "old.pcapng", "true"},
+		{"--summary", "old.pcapng", "-o", "-", "true"},
+	} {
+		var out, errb bytes.Buffer
+		if _, err := parse(args, &out, &errb); err != nil {
+			t.Errorf("parse(%q): %v", args, err)
+		}
 	}
 }

@@ -469,6 +469,13 @@ func TestExitStatus(t *testing.T) {
 	if err := os.WriteFile(badFormat, []byte("\x7fELF garbage"), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	noShebang, badInterp := filepath.Join(e.dir, "noshebang"), filepath.Join(e.dir, "badinterp")
+	if err := os.WriteFile(noShebang, []byte("echo from sh >&2; exit 4\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(badInterp, []byte("#!/nonexistent/bash -e\necho hi\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name   string
 		args   []string
@@ -482,6 +489,8 @@ func TestExitStatus(t *testing.T) {
 		{"missing program", []string{"no-such-program-nsntrace"}, 127, "nsntrace: no-such-program-nsntrace: command not found", true},
 		{"not executable", []string{noExec}, 126, "permission denied", true},
 		{"not a program", []string{badFormat}, 126, "exec format error", true},
+		{"script without #!", []string{noShebang}, 4, "from sh", false},
+		{"missing interpreter", []string{badInterp}, 127, "badinterp: bad interpreter /nonexistent/bash: no such file or directory", true},
 		{"bad filter", []string{"-f", "tcp port", "true"}, 125, "bad filter", true},
 		{"unknown device", []string{"-d", "nosuchdev0", "true"}, 125, "nosuchdev0", true},
 		{"unknown user", []string{"-u", "no-such-user-nsntrace", "true"}, 125, "no-such-user-nsntrace", true},
@@ -879,6 +888,37 @@ func TestKilledOrHungUp(t *testing.T) {
 				}
 			}
 			e.clean(token)
+		})
+	}
+}
+
+// TestBadDevice checks that -d naming a device no traffic can leave by is
+// refused before anything is made: loopback, a device that is down, the
+// veth of another run (masquerade would miss, and un-NATed packets leave).
+func TestBadDevice(t *testing.T) {
+	t.Parallel()
+	e := newE2E(t, nil)
+	// In H, which goes with the test: a run's veth (up) and a pair that is down.
+	e.in.H.Run(t, "ip", "link", "add", "nsn1zx7", "type", "veth", "peer", "name", "other7")
+	e.in.H.Run(t, "ip", "link", "set", "nsn1zx7", "up")
+	e.in.H.Run(t, "ip", "link", "add", "down0", "type", "veth", "peer", "name", "down1")
+	for _, tc := range []struct{ dev, msg string }{
+		{"lo", "nsntrace: -d lo: device lo is the loopback device, which never leaves the host: name the device"},
+		{"down0", "nsntrace: -d down0: device down0 is down: name the device"},
+		{"nsn1zx7", "nsntrace: -d nsn1zx7: device nsn1zx7 is the veth of another nsntrace run: name the device"},
+	} {
+		t.Run(tc.dev, func(t *testing.T) {
+			e := &e2e{t: t, in: e.in, bin: e.bin, dir: t.TempDir()}
+			r := e.trace("dev.pcapng", "-d", tc.dev, "true")
+			if r.code != exitFailure || !strings.HasPrefix(r.stderr, tc.msg) || strings.Count(r.stderr, "\n") != 1 {
+				t.Errorf("exit %d, stderr %q; want %d and one line %q...", r.code, r.stderr, exitFailure, tc.msg)
+			}
+			if _, err := os.Stat(r.file); err == nil {
+				t.Error("a refused run left its output file")
+			}
+			if out := strings.TrimSpace(e.in.H.Run(t, "nft", "list", "tables")); out != "" {
+				t.Errorf("left behind in H: nft tables %s", out)
+			}
 		})
 	}
 }

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -60,18 +63,41 @@ func lookProgram(name string) (string, error) {
 	return abs, nil
 }
 
+// execErrorText words an exec failure as a shell would.
 func execErrorText(err error) string {
+	var pe *fs.PathError
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
+		// execve(2) says ENOENT for a missing interpreter too; the
+		// program itself was found before the run, so look again.
+		if errors.As(err, &pe) {
+			if _, serr := os.Stat(pe.Path); serr == nil {
+				return badInterpreter(pe.Path)
+			}
+		}
 		return "command not found"
 	case errors.Is(err, fs.ErrPermission):
 		return "permission denied"
 	}
-	var pe *fs.PathError
 	if errors.As(err, &pe) {
 		return pe.Err.Error()
 	}
 	return err.Error()
+}
+
+// badInterpreter names the missing interpreter of the script at path.
+func badInterpreter(path string) string {
+	f, err := os.Open(path)
+	if err == nil {
+		defer f.Close()
+		line, _ := bufio.NewReader(io.LimitReader(f, 256)).ReadString('\n')
+		if rest, ok := strings.CutPrefix(line, "#!"); ok {
+			if fs := strings.Fields(rest); len(fs) > 0 {
+				return fmt.Sprintf("bad interpreter %s: no such file or directory (fix the #! line)", fs[0])
+			}
+		}
+	}
+	return "its interpreter was not found (see its #! line)"
 }
 
 // shbComment says what was traced, where and by which nsntrace.

@@ -87,6 +87,9 @@ func prepare(o *options, rep *reporter) (*tracer, error) {
 		if o.device == "" {
 			return nil, failf(exitFailure, "find the uplink: %v (name it with -d DEV)", err)
 		}
+		if errors.Is(err, rtnl.ErrNotUplink) {
+			return nil, failf(exitFailure, "-d %s: %v: name the device that leads out of the host, or leave -d out to use the default route's", o.device, err)
+		}
 		return nil, failf(exitFailure, "uplink %s: %v", o.device, err)
 	}
 	if o.user != "" {

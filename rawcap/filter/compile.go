@@ -16,11 +16,15 @@ const DefaultSnapLen = 262144
 //
 // Host names are resolved once, now, with the Go resolver. Errors are a
 // *SyntaxError (with the position in expr), an error matching
-// ErrUnsupported for primitives this compiler refuses, or ErrRejectsAll
+// ErrUnsupported for primitives this compiler refuses, one matching
+// ErrTooLarge for an expression over MaxLen or MaxDepth, or ErrRejectsAll
 // when the expression can never match.
 func Compile(expr string, snaplen uint32) ([]bpf.RawInstruction, error) {
 	if snaplen == 0 {
 		snaplen = DefaultSnapLen
+	}
+	if len(expr) > MaxLen {
+		return nil, fmt.Errorf("%w: %d bytes, more than the limit of %d", ErrTooLarge, len(expr), MaxLen)
 	}
 	toks, err := lex(expr)
 	if err != nil {

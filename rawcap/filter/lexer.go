@@ -1,9 +1,11 @@
 package filter
 
 import (
+	"fmt"
 	"net/netip"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // tokKind classifies a token. The classes follow libpcap's scanner: a word
@@ -135,6 +137,7 @@ func isWordChar(c byte) bool {
 // lex splits expr into tokens. The returned slice always ends in tEOF.
 func lex(expr string) ([]token, error) {
 	var toks []token
+	depth := 0 // of parentheses and brackets
 	i := 0
 	for i < len(expr) {
 		c := expr[i]
@@ -173,12 +176,23 @@ func lex(expr string) ([]token, error) {
 			continue
 		}
 		if op, n := lexOperator(expr[i:]); n > 0 {
+			switch op {
+			case tLParen, tLBrack:
+				if depth++; depth > MaxDepth {
+					return nil, &SyntaxError{Pos: i, Expr: expr, tooLarge: true,
+						Msg: fmt.Sprintf("parentheses and brackets nest more than %d deep, the limit", MaxDepth)}
+				}
+			case tRParen, tRBrack:
+				depth-- // an unbalanced one is the parser's to report
+			}
 			toks = append(toks, token{kind: op, text: expr[i : i+n], pos: i})
 			i += n
 			continue
 		}
 		if !isAlnum(c) && c != ':' {
-			return nil, &SyntaxError{Pos: i, Msg: "syntax error: unexpected character " + strconv.QuoteRune(rune(c)), Expr: expr}
+			// Report the character, not its first byte: 'ü', not 'Ã'.
+			r, _ := utf8.DecodeRuneInString(expr[i:])
+			return nil, &SyntaxError{Pos: i, Msg: "syntax error: unexpected character " + strconv.QuoteRune(r), Expr: expr}
 		}
 		j := i
 		for j < len(expr) && isWordChar(expr[j]) {
