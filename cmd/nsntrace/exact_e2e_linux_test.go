@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/nsntrace/nsntrace/internal/testbed"
 )
@@ -111,7 +112,21 @@ func TestTracesHoldOnlyTheProgram(t *testing.T) {
 
 	runs := 12
 	if soak() {
+		// The load: an iperf3 between the host and the upstream
+		// besides the datagrams, for as long as the traces take.
 		runs = 200
+		testbed.RequireTool(t, "iperf3")
+		srv := e.in.U.Command("iperf3", "-s", "-B", testbed.UpstreamAddr.String())
+		cli := e.in.H.Command("iperf3", "-c", testbed.UpstreamAddr.String(), "-t", "3600", "-b", "200M")
+		if err := srv.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
+		time.Sleep(300 * time.Millisecond) // the server listens
+		if err := cli.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cli.Process.Kill(); cli.Wait() })
 	}
 	for i := range runs {
 		r := e.trace(fmt.Sprintf("quiet-%d.pcapng", i), "sh", "-c", "exit 3")
