@@ -111,6 +111,7 @@ func TestTracesHoldOnlyTheProgram(t *testing.T) {
 	t.Cleanup(func() { close(stop); wg.Wait(); conn.Close() })
 
 	runs := 12
+	stopLoad := func() {}
 	if soak() {
 		// The load: an iperf3 between the host and the upstream
 		// besides the datagrams, for as long as the traces take.
@@ -121,12 +122,12 @@ func TestTracesHoldOnlyTheProgram(t *testing.T) {
 		if err := srv.Start(); err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
 		time.Sleep(300 * time.Millisecond) // the server listens
 		if err := cli.Start(); err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { cli.Process.Kill(); cli.Wait() })
+		stopLoad = func() { cli.Process.Kill(); cli.Wait(); srv.Process.Kill(); srv.Wait() }
+		t.Cleanup(stopLoad)
 	}
 	for i := range runs {
 		r := e.trace(fmt.Sprintf("quiet-%d.pcapng", i), "sh", "-c", "exit 3")
@@ -143,6 +144,7 @@ func TestTracesHoldOnlyTheProgram(t *testing.T) {
 			t.Errorf("run %d: counters do not add up: %+v", i, c)
 		}
 	}
+	stopLoad()
 	e.clean("")
 }
 
