@@ -64,10 +64,10 @@ func (p *pair) open(t *testing.T, cfg *Config) *Ring {
 	return r
 }
 
-// sender returns a function sending raw frames out of dev in ns.
-func sender(t *testing.T, ns *testbed.NS, dev string) func([]byte) {
+// rawSocket opens a packet socket in ns for sending out of dev, closed
+// when the test ends, and returns it with dev's index.
+func rawSocket(t *testing.T, ns *testbed.NS, dev string) (fd, idx int) {
 	t.Helper()
-	var fd, idx int
 	err := ns.Do(func() error {
 		i, err := net.InterfaceByName(dev)
 		if err != nil {
@@ -81,6 +81,13 @@ func sender(t *testing.T, ns *testbed.NS, dev string) func([]byte) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { unix.Close(fd) })
+	return fd, idx
+}
+
+// sender returns a function sending raw frames out of dev in ns.
+func sender(t *testing.T, ns *testbed.NS, dev string) func([]byte) {
+	t.Helper()
+	fd, idx := rawSocket(t, ns, dev)
 	sa := &unix.SockaddrLinklayer{Ifindex: idx}
 	return func(f []byte) {
 		for {
@@ -612,18 +619,7 @@ func TestStopWhileDeviceGoesAway(t *testing.T) {
 		p := newPair(t)
 		r := p.open(t, &Config{BlockTimeout: 60 * time.Second})
 		frame := udpFrame(p.bMAC, 9, 1, 200)
-		var fd, idx int
-		if err := p.a.Do(func() error {
-			i, err := net.InterfaceByName("a0")
-			if err != nil {
-				return err
-			}
-			idx = i.Index
-			fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
-			return err
-		}); err != nil {
-			t.Fatal(err)
-		}
+		fd, idx := rawSocket(t, p.a, "a0")
 		stopSend := make(chan struct{})
 		sent := make(chan struct{})
 		go func() {
@@ -663,7 +659,6 @@ func TestStopWhileDeviceGoesAway(t *testing.T) {
 		close(stopSend)
 		<-sent
 		<-del
-		unix.Close(fd)
 		if err != nil {
 			t.Fatalf("iteration %d: stop while the device went away: %v", iter, err)
 		}
@@ -693,19 +688,7 @@ func TestStopHearsNoOtherInterface(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	var fd, idx int
-	if err := p.a.Do(func() error {
-		i, err := net.InterfaceByName("d0")
-		if err != nil {
-			return err
-		}
-		idx = i.Index
-		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Close(fd) })
+	fd, idx := rawSocket(t, p.a, "d0")
 	// The flood on c0 runs for the whole test.
 	stopFlood := make(chan struct{})
 	flooding := make(chan struct{})
