@@ -6,7 +6,7 @@ MANDIR   ?= $(PREFIX)/share/man
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build cross test vet bench install clean
+.PHONY: all build cross test test-cpus vet bench install clean
 
 all: build
 
@@ -35,6 +35,34 @@ vet:
 # (set by .ci/run) a test that would skip for lack of privileges fails instead.
 test: vet build
 	NSNTRACE_BIN=$(CURDIR)/bin/nsntrace $(GO) test -count=1 -timeout 20m ./...
+	$(MAKE) test-cpus
+
+# The tests of the pure packages on 32-bit and big-endian CPUs: each test
+# binary is cross-compiled and run, in its package's directory as go test
+# would, under Debian's qemu-user-static (named here, so binfmt_misc need
+# not be set up). NSNTRACE_EMULATED=GOARCH makes the privileged tests skip
+# even under NSNTRACE_REQUIRE_PRIVILEGED=1: they would reach the host's
+# kernel through qemu anyway, and the native run above covers them.
+# Entries are GOARCH:GOARM:runner. 386 runs without qemu, on the amd64
+# kernel's own i386 support: qemu-i386 7.2 (Debian 12) crashes Go's 386
+# runtime as soon as it starts a thread; set QEMU_386=qemu-i386-static to
+# try a later qemu.
+QEMU_386  ?=
+CPU_TESTS := arm:7:qemu-arm-static 386::$(QEMU_386) mips::qemu-mips-static arm64::qemu-aarch64-static
+CPU_PKGS  := pcapng rawcap rawcap/filter internal/summary internal/bpfvm
+test-cpus:
+	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	for t in $(CPU_TESTS); do \
+		arch=$${t%%:*}; rest=$${t#*:}; arm=$${rest%%:*}; run=$${rest#*:}; \
+		start=$$(date +%s); \
+		for p in $(CPU_PKGS); do \
+			bin=$$tmp/$$arch-$$(echo $$p | tr / -).test; \
+			echo "GOARCH=$$arch$${arm:+ GOARM=$$arm} $${run:-(native)} ./$$p"; \
+			CGO_ENABLED=0 GOOS=linux GOARCH=$$arch GOARM=$$arm $(GO) test -c -o $$bin ./$$p; \
+			(cd $$p && NSNTRACE_EMULATED=$$arch $$run $$bin -test.count=1 -test.timeout=10m) || { echo "FAIL: GOARCH=$$arch ./$$p"; exit 1; }; \
+		done; \
+		echo "GOARCH=$$arch: $$(( $$(date +%s) - start ))s"; \
+	done
 
 bench: build
 	$(GO) run ./cmd/nsntrace-bench

@@ -14,6 +14,13 @@
 // them is skipped with the reason, unless NSNTRACE_REQUIRE_PRIVILEGED=1 is
 // set (as .ci/run does), in which case it fails: a skip can never hide a
 // regression in CI.
+//
+// # Emulated CPUs
+//
+// make test-cpus runs the pure tests of some packages cross-compiled under
+// qemu-user and sets NSNTRACE_EMULATED to the GOARCH. There every
+// privileged test skips, even under NSNTRACE_REQUIRE_PRIVILEGED=1: the
+// native run of make test runs them, on the kernel they would reach anyway.
 package testbed
 
 import (
@@ -22,6 +29,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -48,11 +56,30 @@ func SkipOrFail(t testing.TB, format string, args ...any) {
 	t.Skip(msg)
 }
 
+// EnvEmulated names the environment variable that make test-cpus sets to
+// the GOARCH a test binary was built for when it runs on another CPU
+// (under qemu-user, or for 386 on the amd64 kernel itself).
+const EnvEmulated = "NSNTRACE_EMULATED"
+
+// Emulated returns the GOARCH named by NSNTRACE_EMULATED, or "" on a
+// native run.
+func Emulated() string { return os.Getenv(EnvEmulated) }
+
 // RequirePrivileged skips (or fails, see SkipOrFail) unless the test runs as
 // root and can create network namespaces, and unless the `ip` tool the
 // helpers use is present.
+//
+// An emulated run (see Emulated) always skips, whatever
+// NSNTRACE_REQUIRE_PRIVILEGED says: under qemu-user, namespaces, AF_PACKET
+// rings and mounts still reach the host's kernel, through qemu's
+// translation of each syscall, so such a test would judge qemu rather than
+// our code on that CPU. The native run of the same test in make test is
+// the one that may not skip.
 func RequirePrivileged(t testing.TB) {
 	t.Helper()
+	if e := Emulated(); e != "" {
+		t.Skipf("privileged test skipped under emulation (%s=%s); the native run covers it", EnvEmulated, e)
+	}
 	if runtime.GOOS != "linux" {
 		SkipOrFail(t, "privileged test needs Linux, not %s", runtime.GOOS)
 	}
@@ -169,11 +196,15 @@ func (n *NS) Delete(t testing.TB) {
 
 func (n *NS) remove(t testing.TB) {
 	// Kill whatever is left inside first: a process holding the
-	// namespace would keep its veths and sockets alive.
+	// namespace would keep its veths and sockets alive. Never ourselves:
+	// `ip netns pids` judges a process by its main thread, and when Do's
+	// fn ends its goroutine on the main thread, the runtime keeps that
+	// thread (locked, still inside n) instead of ending it; killing our
+	// own pid would skip the `ip netns del` below and every later cleanup.
 	if out, err := exec.Command("ip", "netns", "pids", n.Name).Output(); err == nil {
 		for _, f := range strings.Fields(string(out)) {
 			var pid int
-			if _, err := fmt.Sscan(f, &pid); err == nil && pid > 0 {
+			if _, err := fmt.Sscan(f, &pid); err == nil && pid > 0 && pid != os.Getpid() {
 				_ = unix.Kill(pid, unix.SIGKILL) // best effort: it may be gone already
 			}
 		}
@@ -196,37 +227,66 @@ func (n *NS) Open() (*os.File, error) { return os.Open(n.Path()) }
 // Sockets created inside fn stay in the namespace after Do returns. A
 // thread whose namespace could not be restored is never unlocked, so the
 // runtime discards it.
+//
+// If fn panics, Do panics with the same value in the caller's goroutine,
+// and if fn ends its goroutine (t.Fatal or t.Skip called inside fn) Do
+// returns an error: either way the test goroutine goes on to run its
+// cleanups, which delete the namespace. (Before, Do waited forever for a
+// result that never came, the runtime died of "all goroutines are asleep"
+// and no cleanup ran: every such run left its namespaces behind.)
 func (n *NS) Do(fn func() error) error {
 	f, err := n.Open()
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	errc := make(chan error, 1)
+	type result struct {
+		err      error
+		panicked any
+	}
+	res := make(chan result, 1)
 	go func() {
 		runtime.LockOSThread()
 		orig, err := os.Open("/proc/thread-self/ns/net")
 		if err != nil {
 			runtime.UnlockOSThread()
-			errc <- err
+			res <- result{err: err}
 			return
 		}
 		defer orig.Close()
 		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
 			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("setns %s: %w", n.Name, err)
+			res <- result{err: fmt.Errorf("setns %s: %w", n.Name, err)}
 			return
 		}
+		returned := false
+		defer func() {
+			if returned {
+				return
+			}
+			// fn panicked or called runtime.Goexit. The thread is still
+			// in n and stays locked, so it dies with this goroutine.
+			if r := recover(); r != nil {
+				res <- result{panicked: fmt.Sprintf("in namespace %s: %v\n%s", n.Name, r, debug.Stack())}
+				return
+			}
+			res <- result{err: fmt.Errorf("in namespace %s: fn ended its goroutine (t.Fatal, t.Skip or runtime.Goexit inside Do)", n.Name)}
+		}()
 		ferr := fn()
+		returned = true
 		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
 			// Leave the thread locked: it exits with this goroutine.
-			errc <- fmt.Errorf("restore netns after %s: %w", n.Name, err)
+			res <- result{err: fmt.Errorf("restore netns after %s: %w", n.Name, err)}
 			return
 		}
 		runtime.UnlockOSThread()
-		errc <- ferr
+		res <- result{err: ferr}
 	}()
-	return <-errc
+	r := <-res
+	if r.panicked != nil {
+		panic(r.panicked)
+	}
+	return r.err
 }
 
 // Command returns `ip netns exec NAME name args...`, which also bind-mounts
