@@ -41,7 +41,7 @@ type foreignChain struct {
 // Install creates the run's owned table and, where another table's forward
 // chain drops by default, accept rules for the veth there; it enables IP
 // forwarding for the run if it is off.
-func Install(s Spec) (t *Table, err error) {
+func Install(s Spec) (_ *Table, err error) {
 	if s.Table == "" {
 		s.Table = "nsntrace_" + strconv.Itoa(os.Getpid())
 	}
@@ -53,10 +53,12 @@ func Install(s Spec) (t *Table, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("dial netfilter netlink: %w", err)
 	}
-	t = &Table{conn: conn, name: s.Table, veth: s.Veth, uplink: s.Uplink, tag: []byte("nsntrace:" + strconv.Itoa(os.Getpid()))}
+	// t, not the named result: an error return sets that to nil before
+	// this deferred Close runs.
+	t := &Table{conn: conn, name: s.Table, veth: s.Veth, uplink: s.Uplink, tag: []byte("nsntrace:" + strconv.Itoa(os.Getpid()))}
 	defer func() {
 		if err != nil {
-			t.Close()
+			t.Close() // best effort: the install error is what to report
 		}
 	}()
 	msgs, err := tableBatch(s.Table, chains)
