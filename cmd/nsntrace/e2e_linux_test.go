@@ -5,6 +5,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -99,6 +100,24 @@ func (e *e2e) trace(name string, args ...string) result {
 	}
 	e.t.Logf("nsntrace %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
 	return r
+}
+
+// runNoFail runs cmd and returns its exit status (-1 if it did not run)
+// and output. It never fails the test, so goroutines may call it.
+func runNoFail(cmd *exec.Cmd) (code int, stdout, stderr string) {
+	var so, se bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &so, &se
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		code = 0
+	case errors.As(err, &ee):
+		code = ee.ExitCode()
+	default:
+		code = -1
+	}
+	return code, so.String(), se.String()
 }
 
 func exitCode(t *testing.T, err error) int {
@@ -543,16 +562,8 @@ func TestConcurrentTraces(t *testing.T) {
 			cmd := e.cmd(append([]string{"-o", file}, helper("udp", testbed.UpstreamAddr.String()+":7", fmt.Sprintf("concurrent-%02d", i),
 				"ping", testbed.ServerAddr.String(), "1",
 				"touch", filepath.Join(e.dir, fmt.Sprintf("started-%d", i)), "wait", filepath.Join(e.dir, "release"))...)...)
-			var so, se bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &so, &se
-			err := cmd.Run()
-			r := result{file: file, stdout: so.String(), stderr: se.String()}
-			if err != nil {
-				r.code = -1
-				if ee, ok := err.(*exec.ExitError); ok {
-					r.code = ee.ExitCode()
-				}
-			}
+			r := result{file: file}
+			r.code, r.stdout, r.stderr = runNoFail(cmd)
 			if m := reAddr.FindStringSubmatch(r.stderr); m != nil {
 				r.addr = netip.MustParseAddr(m[1])
 			}

@@ -3,13 +3,11 @@
 package main
 
 import (
-	"bytes"
 	"encoding/binary"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -177,18 +175,10 @@ func TestConcurrentDownloads(t *testing.T) {
 			defer wg.Done()
 			file := filepath.Join(e.dir, fmt.Sprintf("d%d.pcapng", i))
 			cmd := e.cmd("-q", "-o", file, "--summary", file+".json", "curl", "-sS", "-o", "/dev/null", "-w", "%{size_download}", url)
-			var so, se bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &so, &se
-			res[i] = run{code: -1, stderr: se.String()}
-			// Not exitCode: it may fail the test, never from a goroutine.
-			if err := cmd.Run(); err == nil {
-				res[i].code = 0
-			} else if ee, ok := err.(*exec.ExitError); ok {
-				res[i].code = ee.ExitCode()
-			}
-			res[i].stderr = se.String()
-			if res[i].code == 0 && so.String() != fmt.Sprint(size) {
-				res[i].code, res[i].stderr = -1, "downloaded "+so.String()
+			code, stdout, stderr := runNoFail(cmd)
+			res[i] = run{code: code, stderr: stderr}
+			if code == 0 && stdout != fmt.Sprint(size) {
+				res[i].code, res[i].stderr = -1, "downloaded "+stdout
 			}
 		}()
 	}
