@@ -144,6 +144,18 @@ type Status struct {
 	Stopped, Killed int
 }
 
+// Exit codes in the convention of env(1), timeout(1) and `docker run`,
+// for what is not the program's own status.
+const (
+	// ExitFailure is the tracer's own failure: usage, set-up, capture;
+	// the init exits with it too when it cannot do its part.
+	ExitFailure = 125
+	// ExitCannotExecute: the program exists but cannot be executed.
+	ExitCannotExecute = 126
+	// ExitNotFound: the program was not found.
+	ExitNotFound = 127
+)
+
 // ExitCode maps the status to the exit code convention of env(1),
 // timeout(1) and docker: the program's own code, 128+N if it was killed by
 // signal N, 127 if it was not found, 126 if it could not be executed.
@@ -151,9 +163,9 @@ func (s Status) ExitCode() int {
 	switch {
 	case s.ExecError != nil:
 		if errors.Is(s.ExecError, os.ErrNotExist) {
-			return 127
+			return ExitNotFound
 		}
-		return 126
+		return ExitCannotExecute
 	case s.Signal != 0:
 		return 128 + int(s.Signal)
 	default:

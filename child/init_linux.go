@@ -30,11 +30,11 @@ func MaybeRun() {
 		return
 	}
 	if err := os.Unsetenv(envChild); err != nil {
-		os.Exit(125)
+		os.Exit(ExitFailure)
 	}
 	if os.Getpid() != 1 {
 		fmt.Fprintf(os.Stderr, "nsntrace: %s is set, but this process was not started as an nsntrace child\n", envChild)
-		os.Exit(125)
+		os.Exit(ExitFailure)
 	}
 	os.Exit(runInit())
 }
@@ -43,7 +43,7 @@ func MaybeRun() {
 // socket, these only matter if that is gone.
 const (
 	initExitOK    = 0
-	initExitError = 125
+	initExitError = ExitFailure
 )
 
 // initConn is the init's side of the socket.

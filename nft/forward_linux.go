@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nsntrace/nsntrace/internal/rundir"
 )
 
 // forwardDir holds, per network namespace, the runs that enabled forwarding
@@ -23,7 +25,7 @@ import (
 // record names exactly one namespace; on older kernels it is 0 and the
 // inode is all there is. A run likewise is its pid and its start time
 // (/proc/PID/stat field 22), which a recycled pid does not share.
-const forwardDir = "/run/nsntrace/forward"
+var forwardDir = rundir.Path("forward")
 
 var sysctls = []struct{ name, path string }{
 	{"ipv4", "/proc/sys/net/ipv4/ip_forward"},

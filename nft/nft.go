@@ -1,10 +1,18 @@
 package nft
 
-import "net/netip"
+import (
+	"net/netip"
+	"strconv"
+)
+
+// TableName is the name of the table of the run whose process is pid:
+// "nsntrace_PID", a name nft(8) takes without quoting.
+func TableName(pid int) string { return "nsntrace_" + strconv.Itoa(pid) }
 
 // Spec describes the firewall state of one run.
 type Spec struct {
-	// Table is the table's name; "" means "nsntrace_PID".
+	// Table is the table's name; "" means TableName of the calling
+	// process.
 	Table string
 	// Subnet (IPv4) and Subnet6 (optional) are masqueraded out of Uplink.
 	Subnet, Subnet6 netip.Prefix

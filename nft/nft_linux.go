@@ -43,7 +43,7 @@ type foreignChain struct {
 // forwarding for the run if it is off.
 func Install(s Spec) (_ *Table, err error) {
 	if s.Table == "" {
-		s.Table = "nsntrace_" + strconv.Itoa(os.Getpid())
+		s.Table = TableName(os.Getpid())
 	}
 	chains, err := s.Chains()
 	if err != nil {

@@ -13,11 +13,13 @@ import (
 	"github.com/jsimonetti/rtnetlink/v2/driver"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/nsntrace/nsntrace/internal/rundir"
 )
 
-// LockPath is the host-wide lock taken while a run's names and subnet are
+// lockPath is the host-wide lock taken while a run's names and subnet are
 // chosen and configured.
-const LockPath = "/run/nsntrace/lock"
+var lockPath = rundir.Path("lock")
 
 var nameCounter atomic.Uint32
 
@@ -187,12 +189,12 @@ func usedPrefixes(addrs []rtnetlink.AddressMessage, routes []rtnetlink.RouteMess
 	return used
 }
 
-// lock takes an exclusive flock(2) on LockPath.
+// lock takes an exclusive flock(2) on lockPath.
 func lock() (func(), error) {
-	if err := os.MkdirAll("/run/nsntrace", 0o755); err != nil {
+	if err := os.MkdirAll(rundir.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create lock directory: %w", err)
 	}
-	f, err := os.OpenFile(LockPath, os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(lockPath, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open lock: %w", err)
 	}

@@ -12,17 +12,19 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/nsntrace/nsntrace/pcapng"
 	"github.com/spf13/pflag"
+
+	"github.com/nsntrace/nsntrace/child"
+	"github.com/nsntrace/nsntrace/pcapng"
 )
 
-// Exit codes of nsntrace itself, in the convention of env(1), timeout(1)
-// and `docker run`; otherwise nsntrace exits with the program's status
-// (128+N when it was killed by signal N).
+// Exit codes of nsntrace itself (child's, in the convention of env(1),
+// timeout(1) and `docker run`); otherwise nsntrace exits with the
+// program's status (128+N when it was killed by signal N).
 const (
-	exitFailure       = 125 // nsntrace's own failure: usage, setup, capture
-	exitCannotExecute = 126 // the program exists but cannot be executed
-	exitNotFound      = 127 // the program was not found
+	exitFailure       = child.ExitFailure
+	exitCannotExecute = child.ExitCannotExecute
+	exitNotFound      = child.ExitNotFound
 )
 
 // defaultSnapLen is the default snapshot length: the most the kernel hands

@@ -237,7 +237,6 @@ func (t *tracer) run() (code int, err error) {
 	unlocked = true
 
 	table, err := nft.Install(nft.Spec{
-		Table:   fmt.Sprintf("nsntrace-%d", os.Getpid()),
 		Subnet:  plan.HostAddr.Masked(),
 		Subnet6: plan.HostAddr6.Masked(),
 		Uplink:  t.uplink.Name,
