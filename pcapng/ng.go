@@ -256,7 +256,7 @@ func (w *ngWriter) WritePacket(p *Packet) error {
 	if rare {
 		opts = epbOptionsLen(p, flags)
 	}
-	dataEnd := 28 + pad4(n)
+	dataEnd := epbHeaderLen + pad4(n)
 	total := dataEnd + opts + 4
 
 	b := w.grow(total)
@@ -268,7 +268,7 @@ func (w *ngWriter) WritePacket(p *Packet) error {
 	if n&3 != 0 {
 		le.PutUint32(b[dataEnd-4:], 0) // zero the padding; copy overwrites the rest
 	}
-	copy(b[28:], p.Data)
+	copy(b[epbHeaderLen:], p.Data)
 	if rare {
 		putEPBOptions(b[dataEnd:total-4], p, flags)
 	} else if flags != 0 {
@@ -285,10 +285,16 @@ func (w *ngWriter) WritePacket(p *Packet) error {
 	return nil
 }
 
-// putEPBHeader fills the first 28 bytes of an Enhanced Packet Block.
+// epbHeaderLen is the fixed part of an Enhanced Packet Block before the
+// packet data: block type and length, interface id, timestamp (high and
+// low), captured and original length; 4 bytes each.
+const epbHeaderLen = 28
+
+// putEPBHeader fills the first epbHeaderLen bytes of an Enhanced Packet
+// Block.
 func putEPBHeader(b []byte, p *Packet, total, n, orig int) {
 	ts := uint64(p.Timestamp)
-	_ = b[27]
+	_ = b[epbHeaderLen-1]
 	le.PutUint32(b[0:], blockEPB)
 	le.PutUint32(b[4:], uint32(total))
 	le.PutUint32(b[8:], uint32(p.Interface))
@@ -331,13 +337,13 @@ func (w *ngWriter) WritePacketRef(p *Packet) error {
 	}
 	flags := uint32(p.Direction) | uint32(p.Reception)<<2
 	opts := epbOptionsLen(p, flags)
-	dataEnd := 28 + pad4(n)
+	dataEnd := epbHeaderLen + pad4(n)
 	total := dataEnd + opts + 4
 	// Both pieces fit: the buffer is below its limit between blocks, and
 	// the tail (padding, options, length) is smaller than the slack.
-	putEPBHeader(w.grow(28), p, total, n, orig)
+	putEPBHeader(w.grow(epbHeaderLen), p, total, n, orig)
 	w.writeRef(p.Data)
-	t := w.grow(total - 28 - n)
+	t := w.grow(total - epbHeaderLen - n)
 	pad := pad4(n) - n
 	for i := range pad {
 		t[i] = 0
@@ -410,7 +416,7 @@ func putEPBOptions(o []byte, p *Packet, flags uint32) {
 // writeLargeEPB writes a packet block that does not fit in the buffer at
 // once, streaming its data in full batches.
 func (w *ngWriter) writeLargeEPB(p *Packet, orig, flags uint32, total int) error {
-	var hdr [28]byte
+	var hdr [epbHeaderLen]byte
 	putEPBHeader(hdr[:], p, total, len(p.Data), int(orig))
 	if err := w.write(hdr[:], false); err != nil {
 		return err
@@ -419,7 +425,7 @@ func (w *ngWriter) writeLargeEPB(p *Packet, orig, flags uint32, total int) error
 		return err
 	}
 	n := len(p.Data)
-	tail := total - 28 - n // padding, options, trailing length: < slack
+	tail := total - epbHeaderLen - n // padding, options, trailing length: < slack
 	b := w.grow(tail)
 	for i := range pad4(n) - n {
 		b[i] = 0
