@@ -41,10 +41,6 @@ type Config struct {
 	SnapLen int
 	// Filter is a classic BPF program; nil accepts everything.
 	Filter []bpf.RawInstruction
-	// IgnoreOutgoing sets PACKET_IGNORE_OUTGOING.
-	IgnoreOutgoing bool
-	// FanoutGroup, if not zero, joins a PACKET_FANOUT hash group.
-	FanoutGroup int
 	// NetNS, if positive, is an fd of the network namespace to open the
 	// socket in.
 	NetNS int

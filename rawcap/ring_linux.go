@@ -5,17 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 	"sync"
 	"time"
 
+	"github.com/mdlayher/socket"
 	"golang.org/x/sys/unix"
 )
 
 // Ring is an AF_PACKET socket with a TPACKET_V3 receive ring bound to one
 // interface.
 type Ring struct {
-	file    *os.File
+	conn    *socket.Conn
 	ifindex int
 	mem     []byte
 	blocks  [][]byte
@@ -67,16 +67,29 @@ func New(cfg *Config) (r *Ring, err error) {
 		return nil, fmt.Errorf("open ring: filter of %d instructions is too long", len(c.Filter))
 	}
 
-	fd, err := socketIn(c.NetNS)
+	conn, err := socket.Socket(unix.AF_PACKET, unix.SOCK_RAW, 0, "packet", &socket.Config{NetNS: max(c.NetNS, 0)})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("open ring: %w", err)
 	}
 	defer func() {
 		if err != nil {
-			unix.Close(fd)
+			conn.Close()
 		}
 	}()
+	r = &Ring{conn: conn, w: walker{snapLen: c.SnapLen}}
+	if err := r.control(func(fd int) error { return r.setup(fd, &c, nblocks) }); err != nil {
+		return nil, err
+	}
+	r.w.scratch = make([]byte, 0, min(c.BlockSize, c.SnapLen+4)+4)
+	for i := 0; i < nblocks; i++ {
+		r.blocks = append(r.blocks, r.mem[i*c.BlockSize:(i+1)*c.BlockSize])
+	}
+	return r, nil
+}
 
+// setup attaches the filter to the socket fd, sets up the ring and maps it
+// into r.mem.
+func (r *Ring) setup(fd int, c *Config, nblocks int) error {
 	if len(c.Filter) > 0 {
 		prog := make([]unix.SockFilter, len(c.Filter))
 		for i, ins := range c.Filter {
@@ -84,19 +97,14 @@ func New(cfg *Config) (r *Ring, err error) {
 		}
 		if err := attachFilter(fd, prog); err != nil {
 			if errors.Is(err, unix.ENOMEM) {
-				return nil, fmt.Errorf("attach filter: the program of %d instructions exceeds the kernel's socket option memory (net.core.optmem_max): %w", len(prog), err)
+				return fmt.Errorf("attach filter: the program of %d instructions exceeds the kernel's socket option memory (net.core.optmem_max): %w", len(prog), err)
 			}
-			return nil, os.NewSyscallError("setsockopt SO_ATTACH_FILTER", err)
+			return os.NewSyscallError("setsockopt SO_ATTACH_FILTER", err)
 		}
 		// Not locked (SO_LOCK_FILTER): unhook replaces the filter to stop.
 	}
 	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V3); err != nil {
-		return nil, os.NewSyscallError("setsockopt PACKET_VERSION", err)
-	}
-	if c.IgnoreOutgoing {
-		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1); err != nil {
-			return nil, os.NewSyscallError("setsockopt PACKET_IGNORE_OUTGOING", err)
-		}
+		return os.NewSyscallError("setsockopt PACKET_VERSION", err)
 	}
 	tov := c.BlockTimeout.Milliseconds()
 	if tov < 1 {
@@ -111,97 +119,26 @@ func New(cfg *Config) (r *Ring, err error) {
 		Retire_blk_tov: uint32(tov),
 	}
 	if err := setsockoptReq3(fd, &req); err != nil {
-		return nil, os.NewSyscallError("setsockopt PACKET_RX_RING", err)
+		return os.NewSyscallError("setsockopt PACKET_RX_RING", err)
 	}
 	mem, err := unix.Mmap(fd, 0, c.BlockSize*nblocks, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
 	if err != nil {
-		return nil, os.NewSyscallError("mmap", err)
+		return os.NewSyscallError("mmap", err)
 	}
-	defer func() {
-		if err != nil {
-			unix.Munmap(mem)
-		}
-	}()
-	if c.FanoutGroup != 0 {
-		v := (c.FanoutGroup & 0xffff) | unix.PACKET_FANOUT_HASH<<16
-		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_FANOUT, v); err != nil {
-			return nil, os.NewSyscallError("setsockopt PACKET_FANOUT", err)
-		}
-	}
-	f := os.NewFile(uintptr(fd), "packet")
-	if f == nil {
-		return nil, errors.New("open ring: os.NewFile failed")
-	}
-	r = &Ring{file: f, mem: mem, w: walker{snapLen: c.SnapLen}}
-	r.w.scratch = make([]byte, 0, min(c.BlockSize, c.SnapLen+4)+4)
-	for i := 0; i < nblocks; i++ {
-		r.blocks = append(r.blocks, mem[i*c.BlockSize:(i+1)*c.BlockSize])
-	}
-	return r, nil
+	r.mem = mem // unmapped by Close, or by New's clean-up through it
+	return nil
 }
 
 // Bind starts capturing on the interface with index ifindex (wraps
 // bind(2) with ETH_P_ALL). Only now is anything queued: the filter and the
 // ring are already in place.
 func (r *Ring) Bind(ifindex int) error {
-	err := r.control(func(fd int) error {
-		sa := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifindex}
-		return os.NewSyscallError("bind", unix.Bind(fd, sa))
-	})
-	if err != nil {
+	sa := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifindex}
+	if err := r.conn.Bind(sa); err != nil {
 		return fmt.Errorf("bind ring: %w", err)
 	}
 	r.ifindex = ifindex
 	return nil
-}
-
-// socketIn opens a non-blocking AF_PACKET socket, in the network namespace
-// nsfd when it is positive.
-func socketIn(nsfd int) (int, error) {
-	open := func() (int, error) {
-		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
-		if err != nil {
-			return -1, os.NewSyscallError("socket AF_PACKET", err)
-		}
-		return fd, nil
-	}
-	if nsfd <= 0 {
-		return open()
-	}
-	type result struct {
-		fd  int
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			runtime.UnlockOSThread()
-			ch <- result{-1, os.NewSyscallError("open netns", err)}
-			return
-		}
-		defer unix.Close(orig)
-		if err := unix.Setns(nsfd, unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			ch <- result{-1, os.NewSyscallError("setns", err)}
-			return
-		}
-		fd, err := open()
-		if rerr := unix.Setns(orig, unix.CLONE_NEWNET); rerr != nil {
-			// This thread stays in the wrong namespace: keep it locked so
-			// the runtime ends it with this goroutine.
-			if err == nil {
-				unix.Close(fd)
-			}
-			ch <- result{-1, os.NewSyscallError("restore netns", rerr)}
-			return
-		}
-		runtime.UnlockOSThread()
-		ch <- result{fd, err}
-	}()
-	res := <-ch
-	return res.fd, res.err
 }
 
 // Run delivers packets to fn until ctx is done, then delivers every packet
@@ -220,13 +157,13 @@ func (r *Ring) Run(ctx context.Context, fn func(*Packet) error) error {
 // error from done stops RunBlocks and is returned.
 func (r *Ring) RunBlocks(ctx context.Context, fn func(*Packet) error, done func() error) error {
 	r.done = done
-	rc, err := r.file.SyscallConn()
+	rc, err := r.conn.SyscallConn()
 	if err != nil {
 		return fmt.Errorf("read ring: %w", err)
 	}
 	stop := context.AfterFunc(ctx, func() {
 		// Wake a reader parked in the poller.
-		r.file.SetReadDeadline(time.Unix(1, 0))
+		r.conn.SetReadDeadline(time.Unix(1, 0))
 	})
 	defer stop()
 	for {
@@ -358,7 +295,7 @@ func (r *Ring) unhook() error {
 // control runs fn with the socket's fd, through the runtime poller's
 // Control so that a concurrent Close cannot reuse the fd under it.
 func (r *Ring) control(fn func(fd int) error) error {
-	rc, err := r.file.SyscallConn()
+	rc, err := r.conn.SyscallConn()
 	if err != nil {
 		return err
 	}
@@ -373,19 +310,9 @@ func (r *Ring) control(fn func(fd int) error) error {
 func (r *Ring) Stats() (Stats, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	rc, err := r.file.SyscallConn()
+	st, err := r.conn.GetsockoptTpacketStatsV3(unix.SOL_PACKET, unix.PACKET_STATISTICS)
 	if err != nil {
 		return r.stats, fmt.Errorf("read ring statistics: %w", err)
-	}
-	var st *unix.TpacketStatsV3
-	var serr error
-	if err := rc.Control(func(fd uintptr) {
-		st, serr = unix.GetsockoptTpacketStatsV3(int(fd), unix.SOL_PACKET, unix.PACKET_STATISTICS)
-	}); err != nil {
-		return r.stats, fmt.Errorf("read ring statistics: %w", err)
-	}
-	if serr != nil {
-		return r.stats, os.NewSyscallError("getsockopt PACKET_STATISTICS", serr)
 	}
 	r.stats.Packets += uint64(st.Packets)
 	r.stats.Drops += uint64(st.Drops)
@@ -396,9 +323,11 @@ func (r *Ring) Stats() (Stats, error) {
 // Close unmaps the ring and closes the socket. It is idempotent.
 func (r *Ring) Close() error {
 	r.closeOnce.Do(func() {
-		err := r.file.Close()
-		if merr := unix.Munmap(r.mem); merr != nil && err == nil {
-			err = os.NewSyscallError("munmap", merr)
+		err := r.conn.Close()
+		if r.mem != nil {
+			if merr := unix.Munmap(r.mem); merr != nil && err == nil {
+				err = os.NewSyscallError("munmap", merr)
+			}
 		}
 		r.closeErr = err
 	})
