@@ -20,8 +20,7 @@
 // gopacket, wherever the caller likes (nsntrace: a goroutine beside the
 // writer, fed batches that the capture never waits for). Counts are exact
 // whatever the decoder does; a name packet the caller had no room for is
-// reported in name_packets_skipped. Tracker joins the two for callers that
-// feed one goroutine.
+// reported in name_packets_skipped. NewReport joins the two.
 //
 // What Flows counts as a conversation agrees with gopacket's decoders
 // (the oracle test holds them side by side): a transport header gopacket
