@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"golang.org/x/net/bpf"
+
+	"github.com/nsntrace/nsntrace/pcapng"
 )
 
 // Defaults used when a Config field is zero.
@@ -11,7 +13,6 @@ const (
 	DefaultRingSize     = 64 << 20
 	DefaultBlockSize    = 1 << 20
 	DefaultBlockTimeout = 100 * time.Millisecond
-	DefaultSnapLen      = 262144
 )
 
 // PacketType says how a packet met the interface (sll_pkttype).
@@ -37,7 +38,8 @@ type Config struct {
 	// BlockTimeout is how long the kernel keeps a block open before it
 	// hands a partly filled one over (default 100ms; short for live output).
 	BlockTimeout time.Duration
-	// SnapLen is the most bytes kept of a packet (default 262144).
+	// SnapLen is the most bytes kept of a packet (default
+	// pcapng.DefaultSnapLen, what the file format's readers take).
 	SnapLen int
 	// Filter is a classic BPF program; nil accepts everything.
 	Filter []bpf.RawInstruction
@@ -61,7 +63,7 @@ func (c *Config) withDefaults() Config {
 		d.BlockTimeout = DefaultBlockTimeout
 	}
 	if d.SnapLen == 0 {
-		d.SnapLen = DefaultSnapLen
+		d.SnapLen = pcapng.DefaultSnapLen
 	}
 	return d
 }

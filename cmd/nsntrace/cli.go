@@ -27,9 +27,10 @@ const (
 	exitNotFound      = child.ExitNotFound
 )
 
-// defaultSnapLen is the default snapshot length: the most the kernel hands
-// a packet socket for one GSO packet on a veth, as tcpdump's default.
-const defaultSnapLen = 262144
+// defaultSnapLen is the default snapshot length, tcpdump's: the most
+// Wireshark and libpcap take, and more than the kernel hands a packet
+// socket for one GSO packet on a veth.
+const defaultSnapLen = pcapng.DefaultSnapLen
 
 // options holds everything the command line says.
 type options struct {
