@@ -7,9 +7,37 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/net/bpf"
+
 	"github.com/nsntrace/nsntrace/pcapng"
 	"github.com/nsntrace/nsntrace/rawcap"
+	"github.com/nsntrace/nsntrace/rawcap/filter"
 )
+
+// prepareCapture checks, before anything is created, what both modes
+// capture with: the filter, compiled, and the capture file.
+func prepareCapture(o *options) ([]bpf.RawInstruction, *captureFile, error) {
+	prog, err := filter.Compile(o.filter, uint32(o.snapLen))
+	if err != nil {
+		return nil, nil, failf(exitFailure, "%s", filterError(err))
+	}
+	format, _ := outputFormat(o.output, o.format) // checked by parse
+	f := newCaptureFile(o.output, format)
+	if err := f.check(); err != nil {
+		return nil, nil, failf(exitFailure, "%v", err)
+	}
+	return prog, f, nil
+}
+
+// ringConfig is the ring for o with the filter prog; live when packets
+// must reach the reader at once.
+func ringConfig(o *options, prog []bpf.RawInstruction, live bool) *rawcap.Config {
+	c := &rawcap.Config{SnapLen: o.snapLen, Filter: prog}
+	if live {
+		c.BlockTimeout = liveBlockTimeout
+	}
+	return c
+}
 
 // capture moves packets from a ring into a capture file.
 type capture struct {
@@ -32,6 +60,44 @@ type capture struct {
 	packets, bytes atomic.Uint64
 	npkts, nbytes  uint64
 	pkt            pcapng.Packet // reused, so that a packet costs no allocation
+
+	started time.Time
+	cancel  context.CancelFunc
+	errc    chan error
+	err     error // what run returned, once ended
+	ended   bool
+	// broke says that it ended by itself, before stop.
+	broke bool
+}
+
+// start runs the capture in a goroutine of its own until stop, or until
+// it fails: then its error comes on failed.
+func (c *capture) start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	c.started, c.cancel, c.errc = time.Now(), cancel, make(chan error, 1)
+	go func() { c.errc <- c.run(ctx) }()
+}
+
+// failed delivers the error of a capture that ended by itself; nil once
+// it was received (and given to end).
+func (c *capture) failed() <-chan error {
+	if c.ended {
+		return nil
+	}
+	return c.errc
+}
+
+// end records that the capture ended by itself with err.
+func (c *capture) end(err error) { c.err, c.ended, c.broke = err, true, true }
+
+// stop ends a running capture once it has drained the ring, and returns
+// its error, as end recorded it if it had ended already.
+func (c *capture) stop() error {
+	c.cancel()
+	if !c.ended {
+		c.err, c.ended = <-c.errc, true
+	}
+	return c.err
 }
 
 // run captures until ctx is done and the ring is drained.

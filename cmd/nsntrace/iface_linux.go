@@ -3,7 +3,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -15,10 +14,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nsntrace/nsntrace/internal/summary"
-	"github.com/nsntrace/nsntrace/nft"
 	"github.com/nsntrace/nsntrace/pcapng"
 	"github.com/nsntrace/nsntrace/rawcap"
-	"github.com/nsntrace/nsntrace/rawcap/filter"
 )
 
 // captureInterface captures an existing interface with the same ring and
@@ -35,13 +32,8 @@ func captureInterface(o *options, stdout, stderr io.Writer) int {
 }
 
 func captureIface(o *options, rep *reporter, stdout io.Writer) (int, error) {
-	prog, err := filter.Compile(o.filter, uint32(o.snapLen))
+	prog, file, err := prepareCapture(o)
 	if err != nil {
-		return exitFailure, errors.New(filterError(err))
-	}
-	format, _ := outputFormat(o.output, o.format) // checked by parse
-	out := &output{path: o.output}
-	if err := out.check(); err != nil {
 		return exitFailure, err
 	}
 	ifi, err := net.InterfaceByName(o.iface)
@@ -52,78 +44,54 @@ func captureIface(o *options, rep *reporter, stdout io.Writer) (int, error) {
 	signal.Notify(sigc, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGPIPE)
 	defer signal.Stop(sigc)
 
-	rcfg := &rawcap.Config{SnapLen: o.snapLen, Filter: prog}
-	buffered := o.packetBuffered || out.stdout()
-	if buffered {
-		rcfg.BlockTimeout = liveBlockTimeout
-	}
-	ring, err := rawcap.Open(ifi.Index, rcfg)
+	live := o.packetBuffered || file.stdout()
+	ring, err := rawcap.Open(ifi.Index, ringConfig(o, prog, live))
 	if err != nil {
 		return exitFailure, fmt.Errorf("open capture on %s: %w", ifi.Name, err)
 	}
 	defer ring.Close()
-	if err := out.create(); err != nil {
+	if err := file.create(fmt.Sprintf("nsntrace %s captured interface %s", version, ifi.Name)); err != nil {
 		return exitFailure, err
 	}
-	w, err := pcapng.NewWriter(out.f, &pcapng.Config{
-		Format: format, Hardware: machine(), OS: osName(), UserAppl: "nsntrace " + version,
-		Comments: []string{fmt.Sprintf("nsntrace %s captured interface %s", version, ifi.Name)},
-	})
+	defer file.abort() // unless kept
+	id, err := file.addInterface(pcapng.Interface{SnapLen: uint32(o.snapLen), Name: ifi.Name, Filter: o.filter})
 	if err != nil {
-		out.abort()
-		return exitFailure, fmt.Errorf("write %s: %w", out.name(), err)
+		return exitFailure, err
 	}
-	id, err := w.AddInterface(pcapng.Interface{
-		LinkType: pcapng.LinkTypeEthernet, SnapLen: uint32(o.snapLen),
-		Name: ifi.Name, Filter: o.filter, OS: osName(),
-	})
-	if err != nil {
-		out.abort()
-		return exitFailure, fmt.Errorf("write %s: %w", out.name(), err)
-	}
-	c := &capture{ring: ring, w: w, iface: id, flush: buffered}
+	c := &capture{ring: ring, w: file.w, iface: id, flush: live}
 	if o.summary != "" {
 		// Only on request: this mode measures the capture engine. Seen on
 		// an interface, "outbound" is what the interface sent.
 		c.sum = newSummarizer()
 	}
 	rep.infof("Capturing on interface %s. Use ctrl-c to end at any time.", ifi.Name)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	start := time.Now()
-	capErr := make(chan error, 1)
-	go func() { capErr <- c.run(ctx) }()
+	c.start()
 	rep.startCounter(c.packets.Load, c.bytes.Load)
-	var cerr error
-	for done := false; !done; {
+	for c.failed() != nil {
 		select {
 		case s := <-sigc:
-			if s == unix.SIGPIPE {
-				continue
+			if s != unix.SIGPIPE {
+				c.stop()
 			}
-			cancel()
-			cerr = <-capErr
-			done = true
-		case cerr = <-capErr:
-			done = true
+		case err := <-c.failed():
+			c.end(err)
 		}
 	}
+	return concludeIface(o, rep, stdout, file, c)
+}
+
+// concludeIface completes and keeps the file of a capture that ended,
+// prints the counters and writes the summary.
+func concludeIface(o *options, rep *reporter, stdout io.Writer, file *captureFile, c *capture) (int, error) {
+	capErr := c.stop()
 	rep.stopCounter()
-	st, serr := ring.Stats()
+	st, serr := c.ring.Stats()
 	if c.sum != nil {
 		c.sum.finish()
-		if cerr == nil {
-			cerr = c.sum.addNames(w)
-		}
 	}
-	if cerr == nil {
-		cerr = w.WriteStats(id, isbStats(start, st, serr, o.filter != ""))
-	}
-	if err := w.Close(); cerr == nil {
-		cerr = err
-	}
-	if err := out.close(); cerr == nil {
-		cerr = err
+	err := file.finish(capErr, c.sum, c.iface, isbStats(c.started, st, serr, o.filter != ""))
+	if kerr := file.keep(); err == nil {
+		err = kerr
 	}
 	// Like tcpdump, and always (even with -q): the counters are the point.
 	fmt.Fprintf(rep.w, "%s captured\n%s received by filter\n%s dropped by kernel\n",
@@ -132,41 +100,21 @@ func captureIface(o *options, rep *reporter, stdout io.Writer) (int, error) {
 	if serr != nil {
 		return exitFailure, fmt.Errorf("read kernel counters: %w", serr)
 	}
-	if cerr != nil && !errors.Is(cerr, unix.EPIPE) {
-		return exitFailure, fmt.Errorf("capture to %s: %w", out.name(), cerr)
+	switch {
+	case err == nil || errors.Is(err, unix.EPIPE):
+	case c.broke:
+		return exitFailure, fmt.Errorf("capture to %s failed: %w", file.name(), err)
+	default:
+		return exitFailure, fmt.Errorf("complete %s: %w", file.name(), err)
 	}
-	if c.sum != nil {
-		if err := c.sum.report(o, rep, stdout, summary.Meta{
-			Command: []string{}, Started: start, Ended: time.Now(),
-			Packets: c.packets.Load(), Dropped: st.Drops,
-		}); err != nil {
-			return exitFailure, err
-		}
+	if c.sum == nil {
+		return 0, nil
+	}
+	if err := c.sum.report(o, rep, stdout, summary.Meta{
+		Command: []string{}, Started: c.started, Ended: time.Now(),
+		Packets: c.packets.Load(), Dropped: st.Drops,
+	}); err != nil {
+		return exitFailure, err
 	}
 	return 0, nil
-}
-
-// cleanup removes what crashed runs left behind. The veth and the
-// namespace die with the traced program's last process, and a kernel
-// that supports owner-flagged nft tables deletes ours itself; what can
-// outlive a crash is an nft table on older kernels, accept rules in other
-// tables' forward chains, and IP forwarding records (see nft.Sweep).
-func cleanup(o *options, stderr io.Writer) int {
-	rep := newReporter(stderr, o.quiet)
-	if os.Geteuid() != 0 {
-		rep.errorf("--cleanup must run as root")
-		return exitFailure
-	}
-	done, err := nft.Sweep()
-	for _, d := range done {
-		rep.infof("Cleanup: %s.", d)
-	}
-	if err != nil {
-		rep.errorf("remove leftovers of crashed runs: %v", err)
-		return exitFailure
-	}
-	if len(done) == 0 {
-		rep.infof("Nothing left behind by crashed runs.")
-	}
-	return 0
 }

@@ -142,6 +142,7 @@ func (o *output) close() error {
 		}
 		o.tmp = ""
 	}
+	o.created = false // kept: abort has nothing to remove
 	return nil
 }
 

@@ -3,7 +3,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -25,7 +24,6 @@ import (
 	"github.com/nsntrace/nsntrace/nft"
 	"github.com/nsntrace/nsntrace/pcapng"
 	"github.com/nsntrace/nsntrace/rawcap"
-	"github.com/nsntrace/nsntrace/rawcap/filter"
 	"github.com/nsntrace/nsntrace/rtnl"
 )
 
@@ -43,8 +41,7 @@ type tracer struct {
 	argv    []string // the program's argv
 	path    string   // absolute path of the program
 	prog    []bpf.RawInstruction
-	format  pcapng.Format
-	out     *output
+	file    *captureFile
 	uplink  *net.Interface
 	user    *child.User
 	hostDNS dnsrelay.ResolvConf
@@ -71,17 +68,13 @@ func trace(o *options, stdout, stderr io.Writer) int {
 // prepare checks everything that can be checked before anything is
 // created: privileges, filter, output, uplink, user, program.
 func prepare(o *options, rep *reporter) (*tracer, error) {
-	t := &tracer{o: o, argv: o.program, rep: rep, out: &output{path: o.output}}
+	t := &tracer{o: o, argv: o.program, rep: rep}
 	if os.Geteuid() != 0 {
 		return nil, failf(exitFailure, "must run as root: it creates a network namespace, a veth pair and firewall rules, and captures packets (try sudo)")
 	}
 	var err error
-	if t.prog, err = filter.Compile(o.filter, uint32(o.snapLen)); err != nil {
-		return nil, failf(exitFailure, "%s", filterError(err))
-	}
-	t.format, _ = outputFormat(o.output, o.format) // checked by parse
-	if err := t.out.check(); err != nil {
-		return nil, failf(exitFailure, "%v", err)
+	if t.prog, t.file, err = prepareCapture(o); err != nil {
+		return nil, err
 	}
 	if t.uplink, err = rtnl.Uplink(o.device); err != nil {
 		if o.device == "" {
@@ -112,25 +105,16 @@ func prepare(o *options, rep *reporter) (*tracer, error) {
 	return t, nil
 }
 
-// undo collects teardown steps, run in reverse.
-type undo []func()
+// live reports whether packets must reach the file at once.
+func (t *tracer) live() bool { return t.o.packetBuffered || t.file.stdout() }
 
-func (u *undo) add(f func()) { *u = append(*u, f) }
-func (u *undo) run() {
-	for i := len(*u) - 1; i >= 0; i-- {
-		(*u)[i]()
-	}
-	*u = nil
-}
+// ringConfig is the capture ring of the run.
+func (t *tracer) ringConfig() *rawcap.Config { return ringConfig(t.o, t.prog, t.live()) }
 
-// run sets everything up, lets the program go, captures until it ends,
+// run sets the session up, lets the program go, captures until it ends,
 // completes the file and tears everything down. It returns the exit
 // status and the error to report, if any.
-func (t *tracer) run() (code int, err error) {
-	rep, o := t.rep, t.o
-	var td undo
-	defer td.run()
-
+func (t *tracer) run() (int, error) {
 	// Catch the stop signals before anything exists, so that nothing is
 	// left behind whenever they come. SIGPIPE: a write to a closed pipe
 	// (-o - whose reader went away) returns EPIPE instead of killing us.
@@ -138,7 +122,59 @@ func (t *tracer) run() (code int, err error) {
 	signal.Notify(sigc, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGPIPE)
 	defer signal.Stop(sigc)
 
-	// Leftovers of crashed runs (pid gone) only: concurrent runs are alive.
+	sweep(t.rep)
+	s, err := startSession(t)
+	if err != nil {
+		return exitFailure, err
+	}
+	defer s.Close()
+
+	// Everything is in place: only now the file is created.
+	if err := t.file.create(shbComment(t.argv)); err != nil {
+		return exitFailure, err
+	}
+	defer t.file.abort() // unless kept
+	id, err := t.file.addInterface(pcapng.Interface{
+		SnapLen:     uint32(t.o.snapLen),
+		Name:        s.plan.HostIf,
+		Description: fmt.Sprintf("traffic of %s, directions as the program saw them", quoteShort(t.argv)),
+		Filter:      t.o.filter,
+	})
+	if err != nil {
+		return exitFailure, err
+	}
+	c := &capture{ring: s.ring, w: t.file.w, iface: id, flush: t.live(), programSide: true, sum: newSummarizer()}
+
+	// A stop signal during set-up: nothing has run yet; leave nothing.
+	select {
+	case sig := <-sigc:
+		if sig != unix.SIGPIPE {
+			return 128 + int(sig.(syscall.Signal)), fmt.Errorf("interrupted by %v before the program started", sig)
+		}
+	default:
+	}
+
+	t.announce(s)
+	c.start()
+	t.rep.startCounter(c.packets.Load, c.bytes.Load)
+	relErr := s.p.Release()
+	if relErr != nil {
+		// The child is gone before the program ran: still complete the
+		// file, then report.
+		t.rep.errorf("start %s: %v", t.argv[0], relErr)
+		s.p.Kill()
+	}
+	res := t.supervise(s.p, c, sigc)
+	// The veth outlives the program (we hold its namespace) until the
+	// teardown: if it is gone or down now, someone took it away, and
+	// what the program did after that is not in the trace.
+	lost := !linkUp(s.link.HostIndex(), s.plan.HostIf)
+	return t.conclude(s, c, res, relErr, lost)
+}
+
+// sweep removes what crashed runs (pid gone) left behind; concurrent
+// runs are alive and keep theirs.
+func sweep(rep *reporter) {
 	done, err := nft.Sweep()
 	for _, d := range done {
 		rep.infof("Leftovers of crashed runs: %s.", d)
@@ -146,349 +182,97 @@ func (t *tracer) run() (code int, err error) {
 	if err != nil {
 		rep.errorf("warning: remove leftovers of crashed runs: %v", err)
 	}
+}
 
-	plan, unlock, err := rtnl.Reserve(nil)
-	if err != nil {
-		return exitFailure, fmt.Errorf("reserve addresses for the trace: %w", err)
+// announce says what is traced, where, and how to end it.
+func (t *tracer) announce(s *session) {
+	t.rep.infof("Starting network trace of '%s' on interface %s.", shellQuote(t.argv), t.uplink.Name)
+	addr := s.plan.PeerAddr.Addr().String()
+	if s.plan.PeerAddr6.IsValid() {
+		addr += " and " + s.plan.PeerAddr6.Addr().String()
 	}
-	unlocked := false
-	defer func() {
-		if !unlocked {
-			unlock()
-		}
-	}()
+	t.rep.infof("Your IP address in this trace is %s.", addr)
+	if s.dnsNote != "" {
+		t.rep.infof("%s", s.dnsNote)
+	}
+	t.rep.infof("Use ctrl-c to end at any time.")
+}
 
-	ccfg := &child.Config{
-		Path:    t.path,
-		Args:    t.argv,
-		Env:     os.Environ(),
-		User:    t.user,
-		WaitAll: o.waitAll,
-		Grace:   gracePeriod,
-	}
-	if t.out.stdout() {
-		// Standard output carries the capture; the program's goes to stderr.
-		ccfg.Stdout = os.Stderr
-	}
-	var dnsNote string
-	relayTo := []netip.AddrPort(nil)
-	gw := plan.HostAddr.Addr()
+// conclude drains the capture into the file once the program and all it
+// started are gone, keeps the file if the program ran, says how it went,
+// and writes the summary. It returns the exit status and the error to
+// report.
+func (t *tracer) conclude(s *session, c *capture, res waited, relErr error, lost bool) (int, error) {
+	ran := relErr == nil && res.err == nil && res.st.ExecError == nil
+	st, capErr := t.complete(s, c, ran)
+	pipeGone := errors.Is(capErr, unix.EPIPE)
+	counts := fmt.Sprintf("%s captured, %s dropped by kernel",
+		plural(c.packets.Load(), "packet", "packets"), plural(st.Drops, "packet", "packets"))
 	switch {
-	case o.publicDNS:
-		ccfg.ResolvConf = dnsrelay.ChildResolvConf(t.hostDNS, "public resolvers (--use-public-dns)", dnsrelay.PublicResolvers...)
-		dnsNote = "DNS: public resolvers (--use-public-dns)."
-	case t.hostDNS.NeedsRelay():
-		relayTo = t.hostDNS.Upstreams()
-		ccfg.ResolvConf = dnsrelay.ChildResolvConf(t.hostDNS,
-			fmt.Sprintf("nsntrace relays DNS from the gateway to the host's resolvers (%s)", joinAddrPorts(relayTo)), gw)
-		dnsNote = fmt.Sprintf("DNS: relayed from %s to the host's resolver %s.", gw, joinAddrPorts(relayTo))
-	}
-
-	// The kernel zeroes a large ring as it allocates it, the slowest step
-	// of a start: do it while the child and its veth are being made, and
-	// bind it to the veth once that exists.
-	rcfg := &rawcap.Config{SnapLen: o.snapLen, Filter: t.prog}
-	buffered := o.packetBuffered || t.out.stdout()
-	if buffered {
-		rcfg.BlockTimeout = liveBlockTimeout
-	}
-	type newRing struct {
-		r   *rawcap.Ring
-		err error
-	}
-	ringc := make(chan newRing, 1)
-	go func() {
-		r, err := rawcap.New(rcfg)
-		ringc <- newRing{r, err}
-	}()
-	ringTaken := false
-	defer func() {
-		if !ringTaken { // an early return: collect and close it
-			if nr := <-ringc; nr.r != nil {
-				nr.r.Close()
-			}
-		}
-	}()
-
-	p, err := child.Start(ccfg)
-	if err != nil {
-		return exitFailure, fmt.Errorf("start the program's namespaces: %w", err)
-	}
-	released := false
-	td.add(func() {
-		if !released {
-			p.Close() // kills the held-back child; its namespace goes with it
-		}
-	})
-	netns, err := p.NetNS()
-	if err != nil {
-		return exitFailure, fmt.Errorf("open the program's network namespace: %w", err)
-	}
-	link, err := rtnl.Setup(plan, int(netns.Fd())) // netns is p's: p.Close closes it
-	if err != nil {
-		return exitFailure, fmt.Errorf("connect the program's namespace: %w", err)
-	}
-	td.add(func() {
-		if err := link.Close(); err != nil {
-			rep.errorf("warning: remove veth %s: %v", plan.HostIf, err)
-		}
-	})
-	unlock()
-	unlocked = true
-
-	table, err := nft.Install(nft.Spec{
-		Subnet:  plan.HostAddr.Masked(),
-		Subnet6: plan.HostAddr6.Masked(),
-		Uplink:  t.uplink.Name,
-		Veth:    plan.HostIf,
-	})
-	if err != nil {
-		return exitFailure, fmt.Errorf("install NAT and forwarding rules: %w", err)
-	}
-	td.add(func() {
-		if err := table.Close(); err != nil {
-			rep.errorf("warning: remove firewall table: %v", err)
-		}
-	})
-
-	if relayTo != nil {
-		// Only the program, over its own veth: the gateway address is
-		// reachable from the uplink and from other traces too.
-		relay, err := dnsrelay.Listen(netip.AddrPortFrom(gw, dnsrelay.DefaultPort), &dnsrelay.Config{
-			Upstreams: relayTo,
-			Interface: plan.HostIf,
-			Client:    plan.PeerAddr.Addr(),
-		})
-		if err != nil {
-			return exitFailure, err
-		}
-		td.add(func() { relay.Close() }) // its sockets only; nothing to report
-	}
-
-	hostIf, err := net.InterfaceByName(plan.HostIf)
-	if err != nil {
-		return exitFailure, fmt.Errorf("find veth %s: %w", plan.HostIf, err)
-	}
-	nr := <-ringc
-	ringTaken = true
-	if nr.err != nil {
-		return exitFailure, fmt.Errorf("open capture on %s: %w", plan.HostIf, nr.err)
-	}
-	ring := nr.r
-	td.add(func() { ring.Close() }) // after Stats; a close error loses nothing
-	if err := ring.Bind(hostIf.Index); err != nil {
-		return exitFailure, fmt.Errorf("open capture on %s: %w", plan.HostIf, err)
-	}
-
-	// Everything is in place: only now the output is created.
-	if err := t.out.create(); err != nil {
-		return exitFailure, err
-	}
-	outOK := false
-	defer func() {
-		if !outOK {
-			t.out.abort()
-		}
-	}()
-	w, err := pcapng.NewWriter(t.out.f, &pcapng.Config{
-		Format:   t.format,
-		Hardware: machine(),
-		OS:       osName(),
-		UserAppl: "nsntrace " + version,
-		Comments: []string{shbComment(t.argv)},
-	})
-	if err != nil {
-		return exitFailure, fmt.Errorf("write %s: %w", t.out.name(), err)
-	}
-	ifid, err := w.AddInterface(pcapng.Interface{
-		LinkType:    pcapng.LinkTypeEthernet,
-		SnapLen:     uint32(o.snapLen),
-		Name:        plan.HostIf,
-		Description: fmt.Sprintf("traffic of %s, directions as the program saw them", quoteShort(t.argv)),
-		Filter:      o.filter,
-		OS:          osName(),
-	})
-	if err != nil {
-		return exitFailure, fmt.Errorf("write %s: %w", t.out.name(), err)
-	}
-	c := &capture{ring: ring, w: w, iface: ifid, flush: buffered, programSide: true, sum: newSummarizer()}
-
-	// A stop signal during set-up: nothing has run yet; leave nothing.
-	select {
-	case s := <-sigc:
-		if s != unix.SIGPIPE {
-			return 128 + int(s.(syscall.Signal)), fmt.Errorf("interrupted by %v before the program started", s)
-		}
-	default:
-	}
-
-	rep.infof("Starting network trace of '%s' on interface %s.", shellQuote(t.argv), t.uplink.Name)
-	addr := plan.PeerAddr.Addr().String()
-	if plan.PeerAddr6.IsValid() {
-		addr += " and " + plan.PeerAddr6.Addr().String()
-	}
-	rep.infof("Your IP address in this trace is %s.", addr)
-	if dnsNote != "" {
-		rep.infof("%s", dnsNote)
-	}
-	rep.infof("Use ctrl-c to end at any time.")
-
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	start := time.Now()
-	capErr := make(chan error, 1)
-	go func() { capErr <- c.run(ctx) }()
-	rep.startCounter(c.packets.Load, c.bytes.Load)
-
-	released = true
-	td.add(func() { p.Close() }) // after Wait: frees the child's resources
-	relErr := p.Release()
-	if relErr != nil {
-		// The child is gone before the program ran: still complete the
-		// file below, then report.
-		rep.errorf("start %s: %v", t.argv[0], relErr)
-		p.Kill()
-	}
-
-	type waited struct {
-		st  child.Status
-		err error
-	}
-	waitc := make(chan waited, 1)
-	go func() {
-		st, err := p.Wait()
-		waitc <- waited{st, err}
-	}()
-
-	var (
-		res       *waited
-		grace     <-chan time.Time
-		stopping  bool
-		captureEr error
-		capDone   bool
-	)
-	stop := func(why string) {
-		if !stopping {
-			stopping = true
-			rep.infof("%s: stopping %s (SIGTERM; ctrl-c again to kill it at once).", why, t.argv[0])
-			p.Signal(unix.SIGTERM) // fails only once the program is gone
-			grace = time.After(gracePeriod)
-			return
-		}
-		rep.infof("%s: killing %s.", why, t.argv[0])
-		p.Kill()
-	}
-	for res == nil {
-		select {
-		case r := <-waitc:
-			res = &r
-		case s := <-sigc:
-			if s == unix.SIGPIPE {
-				continue // the write that caused it returns EPIPE: see capErr
-			}
-			stop(s.String())
-		case <-grace:
-			grace = nil
-			rep.infof("%s did not end within %v: killing it.", t.argv[0], gracePeriod)
-			p.Kill()
-		case err := <-capErr:
-			capDone = true
-			capErr = nil
-			captureEr = err
-			if errors.Is(err, unix.EPIPE) {
-				stop("the reader of standard output went away")
-			} else {
-				rep.errorf("capture failed: %v", err)
-				stop("capture failed")
-			}
-		}
-	}
-
-	// The veth outlives the program (we hold its namespace) until the
-	// teardown: if it is gone or down now, someone took it away, and
-	// what the program did after that is not in the trace.
-	lost := !linkUp(hostIf)
-
-	// The program and everything it started are gone: drain the ring.
-	cancel()
-	if !capDone {
-		captureEr = <-capErr
-	}
-	rep.stopCounter()
-	st, serr := ring.Stats()
-	if serr != nil {
-		rep.errorf("warning: read kernel counters: %v", serr)
-	}
-	c.sum.finish()
-	if captureEr == nil {
-		captureEr = c.sum.addNames(w)
-	}
-	if captureEr == nil {
-		err := w.WriteStats(ifid, isbStats(start, st, serr, o.filter != ""))
-		if err == nil {
-			err = w.Close()
-		}
-		captureEr = err
-	} else {
-		w.Close() // the first error is what matters, and it is reported
-	}
-	if relErr == nil && res.err == nil && res.st.ExecError == nil {
-		// The program ran: its trace stays, whatever happened. Otherwise
-		// the deferred abort removes it (and an older file stays).
-		outOK = true
-		if err := t.out.close(); err != nil && captureEr == nil {
-			captureEr = err
-		}
-	}
-	pipeGone := errors.Is(captureEr, unix.EPIPE)
-	if captureEr != nil && !pipeGone && capDone {
-		rep.errorf("capture to %s failed: %v", t.out.name(), captureEr)
-	} else if captureEr != nil && !pipeGone {
-		rep.errorf("complete %s: %v", t.out.name(), captureEr)
-	}
-
-	switch {
-	case outOK && captureEr == nil:
-		rep.infof("Finished capturing: %s captured, %s dropped by kernel, written to %s.",
-			plural(c.packets.Load(), "packet", "packets"), plural(st.Drops, "packet", "packets"), t.out.name())
-	case outOK:
+	case ran && capErr == nil:
+		t.rep.infof("Finished capturing: %s, written to %s.", counts, t.file.name())
+	case ran:
 		// The count is what was captured, not what reached the file.
-		rep.infof("Finished capturing: %s captured, %s dropped by kernel; %s is incomplete.",
-			plural(c.packets.Load(), "packet", "packets"), plural(st.Drops, "packet", "packets"), t.out.name())
+		t.rep.infof("Finished capturing: %s; %s is incomplete.", counts, t.file.name())
 	}
 	if lost {
-		rep.errorf("warning: the trace's interface %s was removed or taken down while the program ran: the trace is incomplete", plan.HostIf)
+		t.rep.errorf("warning: the trace's interface %s was removed or taken down while the program ran: the trace is incomplete", s.plan.HostIf)
 	}
-	if st.Drops > 0 && o.quiet {
-		rep.errorf("warning: the kernel dropped %s: the trace is incomplete", plural(st.Drops, "packet", "packets"))
+	if st.Drops > 0 && t.o.quiet {
+		t.rep.errorf("warning: the kernel dropped %s: the trace is incomplete", plural(st.Drops, "packet", "packets"))
 	}
-
 	if n := res.st.Stopped; n > 0 {
 		msg := fmt.Sprintf("%s ended; %s it left running got SIGTERM", t.argv[0], plural(uint64(n), "process", "processes"))
 		if k := res.st.Killed; k > 0 {
 			msg += fmt.Sprintf(", %d still there after %v got SIGKILL", k, gracePeriod)
 		}
-		rep.infof("%s (--wait-all traces until the last one is gone).", msg)
+		t.rep.infof("%s (--wait-all traces until the last one is gone).", msg)
 	}
 
-	code, err = res.st.ExitCode(), nil
+	code := res.st.ExitCode()
 	switch {
 	case res.err != nil:
 		return exitFailure, fmt.Errorf("the program's init: %w", res.err)
 	case res.st.ExecError != nil:
-		return res.st.ExitCode(), fmt.Errorf("%s: %v", t.argv[0], execErrorText(res.st.ExecError))
-	case captureEr != nil && !pipeGone:
-		code = exitFailure
-	case relErr != nil:
+		return code, fmt.Errorf("%s: %v", t.argv[0], execErrorText(res.st.ExecError))
+	case capErr != nil && !pipeGone, relErr != nil:
 		code = exitFailure
 	}
-	if serr := c.sum.report(t.o, t.rep, t.stdout, summary.Meta{
-		Command: t.argv, ExitStatus: code, Started: start, Ended: time.Now(),
+	if err := c.sum.report(t.o, t.rep, t.stdout, summary.Meta{
+		Command: t.argv, ExitStatus: code, Started: c.started, Ended: time.Now(),
 		Packets: c.packets.Load(), Dropped: st.Drops,
-	}); serr != nil {
-		return exitFailure, serr
+	}); err != nil {
+		return exitFailure, err
 	}
 	return code, nil
+}
+
+// complete stops the capture once it has drained the ring, completes the
+// file and keeps it if the program ran (otherwise the run's deferred
+// abort removes it, and an older file stays). It reports a failure and
+// returns the kernel's counters and the first error.
+func (t *tracer) complete(s *session, c *capture, ran bool) (rawcap.Stats, error) {
+	capErr := c.stop()
+	t.rep.stopCounter()
+	st, serr := s.ring.Stats()
+	if serr != nil {
+		t.rep.errorf("warning: read kernel counters: %v", serr)
+	}
+	c.sum.finish()
+	err := t.file.finish(capErr, c.sum, c.iface, isbStats(c.started, st, serr, t.o.filter != ""))
+	if ran {
+		if kerr := t.file.keep(); err == nil {
+			err = kerr
+		}
+	}
+	switch {
+	case err == nil || errors.Is(err, unix.EPIPE):
+	case c.broke:
+		t.rep.errorf("capture to %s failed: %v", t.file.name(), err)
+	default:
+		t.rep.errorf("complete %s: %v", t.file.name(), err)
+	}
+	return st, err
 }
 
 func joinAddrPorts(as []netip.AddrPort) string {
@@ -499,9 +283,9 @@ func joinAddrPorts(as []netip.AddrPort) string {
 	return strings.Join(s, ", ")
 }
 
-// linkUp reports whether the interface is still there, by the same index
-// and name, and up.
-func linkUp(ifi *net.Interface) bool {
-	now, err := net.InterfaceByIndex(ifi.Index)
-	return err == nil && now.Name == ifi.Name && now.Flags&net.FlagUp != 0
+// linkUp reports whether the interface with index and name is still
+// there, by the same index and name, and up.
+func linkUp(index int, name string) bool {
+	now, err := net.InterfaceByIndex(index)
+	return err == nil && now.Name == name && now.Flags&net.FlagUp != 0
 }

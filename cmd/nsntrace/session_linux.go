@@ -1,0 +1,208 @@
+//go:build linux
+
+package main
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+
+	"github.com/nsntrace/nsntrace/child"
+	"github.com/nsntrace/nsntrace/internal/dnsrelay"
+	"github.com/nsntrace/nsntrace/nft"
+	"github.com/nsntrace/nsntrace/rawcap"
+	"github.com/nsntrace/nsntrace/rtnl"
+)
+
+// session is the traced program's world on the host: the addresses
+// reserved for it, the held-back child in its namespaces, the veth pair
+// joining them to the host, the run's nft table, the DNS relay and the
+// capture ring bound to the veth. startSession builds it in that order;
+// Close undoes whatever was built, in reverse.
+type session struct {
+	rep  *reporter
+	plan rtnl.Plan
+	p    *child.Process
+	link *rtnl.Link
+	ring *rawcap.Ring
+	// dnsNote says how the program resolves names, for the start message.
+	dnsNote string
+
+	undo []func()
+}
+
+// newRing is a ring being allocated, or why it could not be.
+type newRing struct {
+	r   *rawcap.Ring
+	err error
+}
+
+// startSession builds the world of a checked run. On error nothing of it
+// is left.
+func startSession(t *tracer) (_ *session, err error) {
+	// s, not a named result: an error return sets that to nil before the
+	// deferred Close runs.
+	s := &session{rep: t.rep}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	plan, unlock, err := rtnl.Reserve(nil)
+	if err != nil {
+		return nil, fmt.Errorf("reserve addresses for the trace: %w", err)
+	}
+	s.plan = plan
+	locked := true
+	defer func() {
+		if locked {
+			unlock()
+		}
+	}()
+	ccfg, relayTo := t.childConfig(s)
+
+	// The kernel zeroes a large ring as it allocates it, the slowest step
+	// of a start: do it while the child and its veth are being made, and
+	// bind it to the veth once that exists.
+	ringc := make(chan newRing, 1)
+	go func() {
+		r, err := rawcap.New(t.ringConfig())
+		ringc <- newRing{r, err}
+	}()
+	s.do(func() { // collects the ring if nothing else did
+		if nr, ok := <-ringc; ok && nr.r != nil {
+			nr.r.Close()
+		}
+	})
+
+	if err := s.connect(ccfg); err != nil {
+		return nil, err
+	}
+	unlock()
+	locked = false
+	if err := s.firewall(t.uplink.Name); err != nil {
+		return nil, err
+	}
+	if relayTo != nil {
+		if err := s.relayDNS(relayTo); err != nil {
+			return nil, err
+		}
+	}
+	nr := <-ringc
+	close(ringc)
+	if nr.err != nil {
+		return nil, fmt.Errorf("open capture on %s: %w", plan.HostIf, nr.err)
+	}
+	s.ring = nr.r
+	s.do(func() { s.ring.Close() }) // after Stats; a close error loses nothing
+	if err := s.ring.Bind(s.link.HostIndex()); err != nil {
+		return nil, fmt.Errorf("open capture on %s: %w", plan.HostIf, err)
+	}
+	return s, nil
+}
+
+// do adds a step to Close.
+func (s *session) do(f func()) { s.undo = append(s.undo, f) }
+
+// Close tears the world down in reverse: the ring, the relay, the table,
+// the veth, and last the child, killed if it is still held back (its
+// namespaces go with it).
+func (s *session) Close() {
+	for i := len(s.undo) - 1; i >= 0; i-- {
+		s.undo[i]()
+	}
+	s.undo = nil
+}
+
+// connect starts the held-back child in its namespaces and joins its
+// network namespace to the host with the veth pair.
+func (s *session) connect(ccfg *child.Config) error {
+	p, err := child.Start(ccfg)
+	if err != nil {
+		return fmt.Errorf("start the program's namespaces: %w", err)
+	}
+	s.p = p
+	s.do(func() { p.Close() }) // kills a held-back child; frees a waited one
+	netns, err := p.NetNS()
+	if err != nil {
+		return fmt.Errorf("open the program's network namespace: %w", err)
+	}
+	link, err := rtnl.Setup(s.plan, int(netns.Fd())) // netns is p's: p.Close closes it
+	if err != nil {
+		return fmt.Errorf("connect the program's namespace: %w", err)
+	}
+	s.link = link
+	s.do(func() {
+		if err := link.Close(); err != nil {
+			s.rep.errorf("warning: remove veth %s: %v", s.plan.HostIf, err)
+		}
+	})
+	return nil
+}
+
+// firewall installs the run's nft table: NAT out of the uplink, and
+// forwarding for the veth.
+func (s *session) firewall(uplink string) error {
+	table, err := nft.Install(nft.Spec{
+		Subnet:  s.plan.HostAddr.Masked(),
+		Subnet6: s.plan.HostAddr6.Masked(),
+		Uplink:  uplink,
+		Veth:    s.plan.HostIf,
+	})
+	if err != nil {
+		return fmt.Errorf("install NAT and forwarding rules: %w", err)
+	}
+	s.do(func() {
+		if err := table.Close(); err != nil {
+			s.rep.errorf("warning: remove firewall table: %v", err)
+		}
+	})
+	return nil
+}
+
+// relayDNS answers the program's queries to the gateway from the host's
+// resolvers, which the program cannot reach itself (loopback stubs).
+func (s *session) relayDNS(upstreams []netip.AddrPort) error {
+	// Only the program, over its own veth: the gateway address is
+	// reachable from the uplink and from other traces too.
+	relay, err := dnsrelay.Listen(netip.AddrPortFrom(s.plan.HostAddr.Addr(), dnsrelay.DefaultPort), &dnsrelay.Config{
+		Upstreams: upstreams,
+		Interface: s.plan.HostIf,
+		Client:    s.plan.PeerAddr.Addr(),
+	})
+	if err != nil {
+		return err
+	}
+	s.do(func() { relay.Close() }) // its sockets only; nothing to report
+	return nil
+}
+
+// childConfig is how the program is started in session s, and the host
+// resolvers to relay its DNS to (nil: no relay).
+func (t *tracer) childConfig(s *session) (*child.Config, []netip.AddrPort) {
+	ccfg := &child.Config{
+		Path:    t.path,
+		Args:    t.argv,
+		Env:     os.Environ(),
+		User:    t.user,
+		WaitAll: t.o.waitAll,
+		Grace:   gracePeriod,
+	}
+	if t.file.stdout() {
+		// Standard output carries the capture; the program's goes to stderr.
+		ccfg.Stdout = os.Stderr
+	}
+	gw := s.plan.HostAddr.Addr()
+	switch {
+	case t.o.publicDNS:
+		ccfg.ResolvConf = dnsrelay.ChildResolvConf(t.hostDNS, "public resolvers (--use-public-dns)", dnsrelay.PublicResolvers...)
+		s.dnsNote = "DNS: public resolvers (--use-public-dns)."
+	case t.hostDNS.NeedsRelay():
+		relayTo := t.hostDNS.Upstreams()
+		ccfg.ResolvConf = dnsrelay.ChildResolvConf(t.hostDNS,
+			fmt.Sprintf("nsntrace relays DNS from the gateway to the host's resolvers (%s)", joinAddrPorts(relayTo)), gw)
+		s.dnsNote = fmt.Sprintf("DNS: relayed from %s to the host's resolver %s.", gw, joinAddrPorts(relayTo))
+		return ccfg, relayTo
+	}
+	return ccfg, nil
+}

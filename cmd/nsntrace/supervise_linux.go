@@ -1,0 +1,64 @@
+//go:build linux
+
+package main
+
+import (
+	"errors"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nsntrace/nsntrace/child"
+)
+
+// waited is how the program's init ended.
+type waited struct {
+	st  child.Status
+	err error
+}
+
+// supervise waits for the program (and, with --wait-all, all it started)
+// to end, while it passes the user's stop signals on: the first is
+// SIGTERM with a grace period, a second or the end of the grace period
+// SIGKILL. A capture that fails stops the program the same way.
+func (t *tracer) supervise(p *child.Process, c *capture, sigc <-chan os.Signal) waited {
+	waitc := make(chan waited, 1)
+	go func() {
+		st, err := p.Wait()
+		waitc <- waited{st, err}
+	}()
+	var grace <-chan time.Time
+	stop := func(why string) {
+		if grace == nil {
+			t.rep.infof("%s: stopping %s (SIGTERM; ctrl-c again to kill it at once).", why, t.argv[0])
+			p.Signal(unix.SIGTERM) // fails only once the program is gone
+			grace = time.After(gracePeriod)
+			return
+		}
+		t.rep.infof("%s: killing %s.", why, t.argv[0])
+		p.Kill()
+	}
+	for {
+		select {
+		case r := <-waitc:
+			return r
+		case s := <-sigc:
+			if s == unix.SIGPIPE {
+				continue // the write that caused it returns EPIPE: see failed
+			}
+			stop(s.String())
+		case <-grace:
+			t.rep.infof("%s did not end within %v: killing it.", t.argv[0], gracePeriod)
+			p.Kill()
+		case err := <-c.failed():
+			c.end(err)
+			if errors.Is(err, unix.EPIPE) {
+				stop("the reader of standard output went away")
+			} else {
+				t.rep.errorf("capture failed: %v", err)
+				stop("capture failed")
+			}
+		}
+	}
+}
