@@ -6,7 +6,7 @@ MANDIR   ?= $(PREFIX)/share/man
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build cross test test-cpus vet bench install clean
+.PHONY: all build cross docs test test-cpus vet bench install clean
 
 all: build
 
@@ -24,9 +24,16 @@ cross:
 		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch GOARM=$$arm $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $$dir/nsntrace ./cmd/nsntrace; \
 	done
 
+# The man page and shell completions, under bin/docs, from a build of the
+# command with the generator in it (tag gendocs); the shipped binary has
+# no generator.
+docs:
+	$(GO) run -tags gendocs -ldflags '-X main.version=$(VERSION)' ./cmd/nsntrace --gen-docs $(CURDIR)/bin/docs
+
 vet:
 	test -z "$$(gofmt -l .)" || { gofmt -l .; echo 'gofmt: files above need formatting'; exit 1; }
 	$(GO) vet ./...
+	$(GO) vet -tags gendocs ./cmd/nsntrace
 	CGO_ENABLED=0 $(GO) build ./...
 	# 32-bit and big-endian: code and tests must at least build there.
 	CGO_ENABLED=0 GOARCH=mips $(GO) vet ./...
@@ -35,6 +42,7 @@ vet:
 # (set by .ci/run) a test that would skip for lack of privileges fails instead.
 test: vet build
 	NSNTRACE_BIN=$(CURDIR)/bin/nsntrace $(GO) test -count=1 -timeout 20m ./...
+	$(GO) test -count=1 -tags gendocs -run TestGenDocs ./cmd/nsntrace
 	$(MAKE) test-cpus
 
 # The tests of the pure packages on 32-bit and big-endian CPUs: each test
@@ -67,9 +75,8 @@ test-cpus:
 bench: build
 	$(GO) run ./cmd/nsntrace-bench
 
-install: build
+install: build docs
 	install -D -m 0755 bin/nsntrace $(DESTDIR)$(BINDIR)/nsntrace
-	./bin/nsntrace --gen-docs $(CURDIR)/bin/docs
 	install -D -m 0644 bin/docs/man/nsntrace.1 $(DESTDIR)$(MANDIR)/man1/nsntrace.1
 	install -D -m 0644 bin/docs/nsntrace.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/nsntrace
 	install -D -m 0644 bin/docs/_nsntrace $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions/_nsntrace

@@ -32,6 +32,10 @@ const (
 // socket for one GSO packet on a veth.
 const defaultSnapLen = pcapng.DefaultSnapLen
 
+// genDocsFunc writes the man page and shell completions; set only in the
+// documentation build (docs.go, build tag gendocs).
+var genDocsFunc func(dir string) error
+
 // options holds everything the command line says.
 type options struct {
 	output         string
@@ -123,9 +127,11 @@ func newCommand(o *options) *cobra.Command {
 	f.BoolVar(&o.cleanup, "cleanup", false, "remove what crashed runs left behind, and exit")
 	f.StringVar(&o.iface, "interface", "", "capture the existing interface `IFACE` (no program) until SIGINT/SIGTERM")
 	f.StringVar(&o.summary, "summary", "", "also write the connection summary as JSON to `FILE` (- for standard output)")
-	f.StringVar(&o.genDocs, "gen-docs", "", "write the man page and shell completions under `DIR`")
-	// --gen-docs is for `make install`.
-	mustHide(f, "gen-docs")
+	if genDocsFunc != nil {
+		// Only in the documentation build (docs.go), for `make install`.
+		f.StringVar(&o.genDocs, "gen-docs", "", "write the man page and shell completions under `DIR`")
+		mustHide(f, "gen-docs")
+	}
 	f.SetNormalizeFunc(func(_ *pflag.FlagSet, name string) pflag.NormalizedName {
 		if name == "outfile" { // the C nsntrace's name for -o
 			name = "output"
@@ -245,7 +251,7 @@ func (o *options) check() error {
 		}
 	}
 	if modes > 1 {
-		return &usageError{"--version, --compile-filter, --cleanup, --gen-docs and --interface exclude each other"}
+		return &usageError{"--version, --compile-filter, --cleanup and --interface exclude each other"}
 	}
 	if o.snapLen == 0 {
 		o.snapLen = defaultSnapLen // tcpdump's -s 0
@@ -264,7 +270,7 @@ func (o *options) check() error {
 	}
 	switch {
 	case modes == 1 && len(o.program) > 0:
-		return &usageError{fmt.Sprintf("unexpected argument %q: --version, --compile-filter, --cleanup, --gen-docs and --interface take no program", o.program[0])}
+		return &usageError{fmt.Sprintf("unexpected argument %q: --version, --compile-filter, --cleanup and --interface take no program", o.program[0])}
 	case modes == 0 && len(o.program) == 0:
 		return &usageError{"no program to trace given"}
 	}

@@ -21,8 +21,10 @@
 //
 // Utilities are flags, never subcommands, so that no program name is
 // taken: --compile-filter, --cleanup, --version, --interface (the capture
-// engine alone, for make bench) and the hidden --gen-docs DIR that
-// `make install` uses to write the man page and shell completions.
+// engine alone, for make bench). The man page and the shell completions
+// come from a separate build of this command, `go run -tags gendocs
+// ./cmd/nsntrace --gen-docs DIR` (make docs), so that their generator is
+// not in the shipped binary.
 //
 // # Privileges
 //

@@ -1,3 +1,5 @@
+//go:build gendocs
+
 package main
 
 import (
@@ -8,6 +10,12 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/cobra/doc"
 )
+
+// The man page and completion generator (cobra/doc, md2man, blackfriday)
+// is linked only into the documentation build, `go run -tags gendocs
+// ./cmd/nsntrace --gen-docs DIR` (make docs, make install), never into the
+// shipped binary.
+func init() { genDocsFunc = genDocs }
 
 // genDocs writes what `make install` installs, all generated from the
 // command definition: DIR/man/nsntrace.1 and the bash, zsh and fish

@@ -34,7 +34,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "nsntrace", version)
 		return 0
 	case o.set["gen-docs"]:
-		if err := genDocs(o.genDocs); err != nil {
+		if err := genDocsFunc(o.genDocs); err != nil {
 			fmt.Fprintln(stderr, "nsntrace:", err)
 			return exitFailure
 		}
