@@ -249,8 +249,10 @@ func TestCompileFilter(t *testing.T) {
 	}
 	out.Reset()
 	errb.Reset()
-	if code := run([]string{"--compile-filter", "tcp port"}, &out, &errb); code != 1 || out.Len() != 0 ||
-		!strings.Contains(errb.String(), "bad filter") || !strings.Contains(errb.String(), "^") {
+	// 125 like every other failure of nsntrace; "filter" said once.
+	if code := run([]string{"--compile-filter", "tcp port"}, &out, &errb); code != exitFailure || out.Len() != 0 ||
+		!strings.Contains(errb.String(), "bad filter") || !strings.Contains(errb.String(), "^") ||
+		strings.Count(errb.String(), "filter") != 1 {
 		t.Errorf("bad filter: exit %d, stdout %q, stderr %q", code, out.String(), errb.String())
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/nsntrace/nsntrace/child"
 	"github.com/nsntrace/nsntrace/rawcap/filter"
@@ -50,12 +51,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 // compileFilter prints the BPF program for expr as `tcpdump -ddd` does,
-// for people debugging a filter: 0 on success, 1 with the error.
+// for people debugging a filter: 0 on success, exitFailure with the error.
 func compileFilter(expr string, snapLen int, stdout, stderr io.Writer) int {
 	prog, err := filter.Compile(expr, uint32(snapLen))
 	if err != nil {
 		fmt.Fprintln(stderr, "nsntrace:", filterError(err))
-		return 1
+		return exitFailure
 	}
 	fmt.Fprint(stdout, filter.FormatDDD(prog))
 	return 0
@@ -64,9 +65,12 @@ func compileFilter(expr string, snapLen int, stdout, stderr io.Writer) int {
 // filterError explains a filter that does not compile, pointing at the
 // place when the compiler knows it.
 func filterError(err error) string {
+	// The filter package's errors start with its name, as Go errors do;
+	// "bad filter: filter: ..." would say it twice.
+	msg := strings.TrimPrefix(err.Error(), "filter: ")
 	var se *filter.SyntaxError
 	if errors.As(err, &se) {
-		return fmt.Sprintf("bad filter: %v\n%s", se, se.Caret())
+		return fmt.Sprintf("bad filter: %s\n%s", msg, se.Caret())
 	}
-	return fmt.Sprintf("bad filter: %v", err)
+	return "bad filter: " + msg
 }

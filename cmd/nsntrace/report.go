@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nsntrace/nsntrace/internal/summary"
 )
 
 // reporter prints nsntrace's messages on stderr: progress unless -q,
@@ -76,7 +78,7 @@ func (r *reporter) startCounter(packets, bytes func() uint64) {
 			case <-t.C:
 			}
 			r.mu.Lock()
-			fmt.Fprintf(r.w, "\r\x1b[K%d packets, %s", packets(), humanBytes(bytes()))
+			fmt.Fprintf(r.w, "\r\x1b[K%d packets, %s", packets(), summary.FormatBytes(bytes()))
 			r.counter = true
 			r.mu.Unlock()
 		}
@@ -93,18 +95,6 @@ func (r *reporter) stopCounter() {
 	r.mu.Lock()
 	r.clearLocked()
 	r.mu.Unlock()
-}
-
-func humanBytes(n uint64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d bytes", n)
 }
 
 func plural(n uint64, one, many string) string {

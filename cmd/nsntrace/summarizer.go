@@ -119,6 +119,18 @@ func (s *summarizer) addNames(w pcapng.Writer) error {
 	return nil
 }
 
+// fullList says where every row of the summary table is, for its
+// "... and N more" lines.
+func fullList(summaryFile string) string {
+	switch summaryFile {
+	case "":
+		return "--summary FILE lists them all"
+	case "-":
+		return "the JSON on standard output lists them all"
+	}
+	return summaryFile + " lists them all"
+}
+
 // report prints the table (unless quiet) and writes the JSON file.
 func (s *summarizer) report(o *options, rep *reporter, stdout io.Writer, m summary.Meta) error {
 	m.NamePacketsSkipped = s.skipped
@@ -126,7 +138,7 @@ func (s *summarizer) report(o *options, rep *reporter, stdout io.Writer, m summa
 	r := summary.NewReport(m, s.flows, s.names)
 	if !o.quiet {
 		var b strings.Builder
-		r.WriteText(&b)
+		r.WriteText(&b, fullList(o.summary))
 		for _, line := range strings.Split(strings.TrimRight(b.String(), "\n"), "\n") {
 			rep.infof("%s", line)
 		}

@@ -231,8 +231,14 @@ const maxTextRows = 40
 // by protocol, remote name or address and port; then inbound, grouped by
 // protocol, the program's own port (the service it offered) and the remote
 // address; then failed DNS lookups. Each direction shows at most
-// maxTextRows rows, with one line for the rest.
-func (r *Report) WriteText(w io.Writer) error {
+// maxTextRows rows, with one line for the rest, which ends with fullList
+// in parentheses when the caller gave one: where the reader finds every
+// row (the summary itself prints no command-line text).
+func (r *Report) WriteText(w io.Writer, fullList string) error {
+	hint := ""
+	if fullList != "" {
+		hint = " (" + fullList + ")"
+	}
 	type group struct {
 		proto, dir, who string
 		port            uint16
@@ -301,15 +307,15 @@ func (r *Report) WriteText(w io.Writer) error {
 			if len(notes) > 0 {
 				note = "  (" + strings.Join(notes, ", ") + ")"
 			}
-			fmt.Fprintf(&b, "  %-6s %5s  %-40s %3d %-5s %9s out %9s in%s\n", g.proto, port, g.who, g.conns, noun, size(g.out), size(g.in), note)
+			fmt.Fprintf(&b, "  %-6s %5s  %-40s %3d %-5s %9s out %9s in%s\n", g.proto, port, g.who, g.conns, noun, FormatBytes(g.out), FormatBytes(g.in), note)
 		}
 		if len(rest) > 0 {
 			conns, out, in := 0, uint64(0), uint64(0)
 			for _, g := range rest {
 				conns, out, in = conns+g.conns, out+g.out, in+g.in
 			}
-			fmt.Fprintf(&b, "  ... and %d more rows: %d conns, %s out, %s in (--summary FILE lists every connection)\n",
-				len(rest), conns, size(out), size(in))
+			fmt.Fprintf(&b, "  ... and %d more rows: %d conns, %s out, %s in%s\n",
+				len(rest), conns, FormatBytes(out), FormatBytes(in), hint)
 		}
 	}
 	if len(r.DNSFailures) > 0 {
@@ -318,7 +324,7 @@ func (r *Report) WriteText(w io.Writer) error {
 			fmt.Fprintf(&b, "  %-40s %-5s %s\n", f.Name, f.Type, f.RCode)
 		}
 		if n := len(r.DNSFailures) - maxTextRows; n > 0 {
-			fmt.Fprintf(&b, "  ... and %d more (--summary FILE lists them all)\n", n)
+			fmt.Fprintf(&b, "  ... and %d more%s\n", n, hint)
 		}
 	}
 	if r.Untracked > 0 {
@@ -334,7 +340,9 @@ func (r *Report) WriteText(w io.Writer) error {
 	return err
 }
 
-func size(n uint64) string {
+// FormatBytes writes a byte count for people, in SI units (kB, MB, GB)
+// with one decimal.
+func FormatBytes(n uint64) string {
 	switch {
 	case n >= 1e9:
 		return fmt.Sprintf("%.1f GB", float64(n)/1e9)

@@ -218,7 +218,7 @@ func TestDNSAndConnections(t *testing.T) {
 		t.Errorf("dns failures = %+v, want %+v", r.DNSFailures, wantFail)
 	}
 	var text bytes.Buffer
-	r.WriteText(&text)
+	r.WriteText(&text, "")
 	for _, want := range []string{"Outbound connections:", "alias.example.test, www.example.test (198.51.100.80)", "1 refused", "Inbound connections:", "DNS lookups that failed:", "nx.example.test", "NXDOMAIN"} {
 		if !strings.Contains(text.String(), want) {
 			t.Errorf("text lacks %q:\n%s", want, text.String())
@@ -455,7 +455,7 @@ func FuzzObserve(f *testing.F) {
 		tr := New(&Config{MaxConversations: 4})
 		tr.Observe(b, len(b), 1, true)
 		tr.Observe(b, len(b), 2, false)
-		tr.Report(Meta{}).WriteText(&bytes.Buffer{})
+		tr.Report(Meta{}).WriteText(&bytes.Buffer{}, "")
 	})
 }
 
@@ -640,7 +640,7 @@ func TestWriteTextGroupsAndCaps(t *testing.T) {
 		r.DNSFailures = append(r.DNSFailures, Failure{Name: fmt.Sprintf("nx%d.example.test", i), Type: "A", RCode: "NXDOMAIN"})
 	}
 	var b strings.Builder
-	if err := r.WriteText(&b); err != nil {
+	if err := r.WriteText(&b, "--summary FILE lists them all"); err != nil {
 		t.Fatal(err)
 	}
 	text := b.String()
@@ -693,7 +693,7 @@ func TestSnapLenCutsHeaders(t *testing.T) {
 	}
 	r := NewReport(Meta{SnapLen: 30}, f, NewNames())
 	var b2 strings.Builder
-	r.WriteText(&b2)
+	r.WriteText(&b2, "")
 	if !strings.Contains(b2.String(), "(incomplete: the snap length of 30 bytes cut the headers of 2 packets") || r.CutPackets != 2 {
 		t.Errorf("report does not say it is incomplete:\n%s", b2.String())
 	}
