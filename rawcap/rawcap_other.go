@@ -38,3 +38,6 @@ func (r *Ring) Stats() (Stats, error) {
 
 // Close does nothing off Linux.
 func (r *Ring) Close() error { return nil }
+
+// Wake does nothing off Linux.
+func (r *Ring) Wake() {}

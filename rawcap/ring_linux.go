@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mdlayher/socket"
@@ -22,6 +23,7 @@ type Ring struct {
 	cur     int
 	w       walker
 	done    func() error // RunBlocks's end-of-block callback
+	woken   atomic.Bool  // Wake was called: call done
 
 	closeOnce sync.Once
 	closeErr  error
@@ -181,7 +183,26 @@ func (r *Ring) RunBlocks(ctx context.Context, fn func(*Packet) error, done func(
 		if rerr != nil && !errors.Is(rerr, os.ErrDeadlineExceeded) {
 			return fmt.Errorf("read ring: %w", rerr)
 		}
+		if r.woken.Swap(false) {
+			// A stop after this is still seen: Read's callback checks
+			// ctx before it parks.
+			r.conn.SetReadDeadline(time.Time{})
+			if r.done != nil {
+				if err := r.done(); err != nil {
+					return err
+				}
+			}
+		}
 	}
+}
+
+// Wake makes a running RunBlocks call its done callback once soon, even
+// when no block is ready: a way to act from the capture's goroutine (flush
+// the file, publish counters) while no packets come. It is safe to call
+// from any goroutine.
+func (r *Ring) Wake() {
+	r.woken.Store(true)
+	r.conn.SetReadDeadline(time.Unix(1, 0))
 }
 
 // readReady delivers and releases every retired block, in order.

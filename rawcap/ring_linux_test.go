@@ -318,6 +318,47 @@ func TestStopWhileBlocked(t *testing.T) {
 	}
 }
 
+// TestWake: on an idle link the reader is parked in the poller; Wake
+// gets its done callback called, from its own goroutine, and the capture
+// goes on: a later stop still delivers what came after.
+func TestWake(t *testing.T) {
+	testbed.RequirePrivileged(t)
+	p := newPair(t)
+	r := p.open(t, &Config{BlockTimeout: 60 * time.Second})
+	woke := make(chan struct{}, 4)
+	var got int
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() {
+		errc <- r.RunBlocks(ctx, func(*Packet) error { got++; return nil }, func() error {
+			woke <- struct{}{}
+			return nil
+		})
+	}()
+	for i := 0; i < 2; i++ {
+		time.Sleep(100 * time.Millisecond) // the reader parks
+		r.Wake()
+		select {
+		case <-woke:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("wake %d: done was not called", i)
+		}
+	}
+	send := sender(t, p.a, "a0")
+	for i := 0; i < 5; i++ {
+		send(udpFrame(p.bMAC, 9, i, 200))
+	}
+	cancel()
+	select {
+	case err := <-errc:
+		if err != nil || got != 5 {
+			t.Fatalf("after two wakes: %d packets, %v; want 5", got, err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("RunBlocks did not return after cancel")
+	}
+}
+
 // TestDropsCounted fills a small ring nobody reads. With a long block
 // timeout the kernel's queue stays frozen on a block it has not reopened
 // when the capture stops: that block's old count must not deliver its
