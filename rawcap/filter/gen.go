@@ -787,6 +787,12 @@ func (c *compiler) multicast(p pqual, pos int) (cond, error) {
 	return nil, c.errAt(pos, "link-layer multicast filters supported only on ethernet/FDDI/token ring/ARCNET/802.11/ATM LANE/Fibre Channel")
 }
 
+// less is `less n`, len <= n (libpcap gen_less).
+func (c *compiler) less(n uint32) cond { return not(c.lenTest(jmpJGT, n)) }
+
+// greater is `greater n`, len >= n (libpcap gen_greater).
+func (c *compiler) greater(n uint32) cond { return c.lenTest(jmpJGE, n) }
+
 func (c *compiler) lenTest(op uint16, v uint32) cond {
 	return test([]bpf.RawInstruction{ins(clsLD|szW|mdLEN, 0)}, op, v)
 }
