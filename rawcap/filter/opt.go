@@ -2,8 +2,8 @@ package filter
 
 import (
 	"container/heap"
+	"encoding/binary"
 	"fmt"
-	"strconv"
 
 	"golang.org/x/net/bpf"
 )
@@ -18,11 +18,42 @@ import (
 //     every path to them (jump threading), which is how `ip and arp` is
 //     seen to reject everything.
 
-// state is the symbolic content of the machine: each register holds a
-// string naming the value ("#5", "H[12]", "?17" for an unknown).
+// val numbers a value the machine can hold (value numbering, as in
+// libpcap's optimiser): registers that hold the same number hold the same
+// value on every packet. Numbers are only meaningful within one run of the
+// analysis.
+type val int32
+
+// noVal is the absent operand of a unary operation; no register holds it.
+const noVal val = 0
+
+// valKind says how a value is computed.
+type valKind uint8
+
+const (
+	vUnknown valKind = iota // a merge of different values, or uninitialised memory
+	vConst                  // the constant k
+	vLen                    // the packet length
+	vLoad                   // the packet bytes at k, op the size bits
+	vLoadX                  // the packet bytes at a+k, op the size bits, a not a constant
+	vMSH                    // 4*([k]&0xf), the IPv4 header length
+	vALU                    // a op b, op the ALU operation; b is noVal for neg
+)
+
+// valExpr is how a value is computed from constants and other values:
+// equal expressions get the same number.
+type valExpr struct {
+	kind valKind
+	op   uint16
+	k    uint32
+	a, b val
+}
+
+// state is the symbolic content of the machine: the value number each
+// register holds.
 type state struct {
-	a, x string
-	m    [memWords]string
+	a, x val
+	m    [memWords]val
 }
 
 type analysis struct {
@@ -31,30 +62,48 @@ type analysis struct {
 	preds map[*block][]*block
 	out   map[*block]*state
 	facts map[*block]factSet
-	fresh int
+	exprs []valExpr       // exprs[v] is how v is computed
+	vals  map[valExpr]val // the number of each known expression
 }
 
-func (an *analysis) unknown() string {
-	an.fresh++
-	return "?" + strconv.Itoa(an.fresh)
+// resetVals forgets all value numbers; noVal keeps slot 0.
+func (an *analysis) resetVals() {
+	an.exprs = append(an.exprs[:0], valExpr{})
+	an.vals = map[valExpr]val{}
 }
 
-func sizeName(op uint16) string {
+// number returns the value computed by e, the same for equal expressions.
+func (an *analysis) number(e valExpr) val {
+	if v, ok := an.vals[e]; ok {
+		return v
+	}
+	v := val(len(an.exprs))
+	an.exprs = append(an.exprs, e)
+	an.vals[e] = v
+	return v
+}
+
+// unknown returns a value equal to no other.
+func (an *analysis) unknown() val {
+	an.exprs = append(an.exprs, valExpr{kind: vUnknown})
+	return val(len(an.exprs) - 1)
+}
+
+func (an *analysis) constant(k uint32) val { return an.number(valExpr{kind: vConst, k: k}) }
+
+func (an *analysis) constOf(v val) (uint32, bool) {
+	e := an.exprs[v]
+	return e.k, e.kind == vConst
+}
+
+// loadSize is the size bits of a load, an invalid size counting as a word
+// as the kernel's checker would refuse it anyway.
+func loadSize(op uint16) uint16 {
 	switch op & 0x18 {
-	case szB:
-		return "B"
-	case szH:
-		return "H"
+	case szB, szH:
+		return op & 0x18
 	}
-	return "W"
-}
-
-func constOf(s string) (uint32, bool) {
-	if len(s) > 1 && s[0] == '#' {
-		v, err := strconv.ParseUint(s[1:], 10, 32)
-		return uint32(v), err == nil
-	}
-	return 0, false
+	return szW
 }
 
 func foldALU(op uint16, a, b uint32) (uint32, bool) {
@@ -97,40 +146,41 @@ func foldALU(op uint16, a, b uint32) (uint32, bool) {
 	return 0, false
 }
 
-// step applies one instruction to s. It returns false for instructions
-// whose effect it cannot describe (none today).
+// step applies one instruction to s: every register it writes gets the
+// number of the value it now holds, a fresh unknown where the instruction
+// is one the generator never emits.
 func (an *analysis) step(s *state, in bpf.RawInstruction) {
 	k := in.K
 	switch in.Op & 0x07 {
 	case clsLD:
 		switch in.Op & 0xe0 {
 		case mdIMM:
-			s.a = "#" + strconv.FormatUint(uint64(k), 10)
+			s.a = an.constant(k)
 		case mdABS:
-			s.a = sizeName(in.Op) + "[" + strconv.FormatUint(uint64(k), 10) + "]"
+			s.a = an.number(valExpr{kind: vLoad, op: loadSize(in.Op), k: k})
 		case mdIND:
-			if c, ok := constOf(s.x); ok && uint64(c)+uint64(k) < skfAdOff {
-				s.a = sizeName(in.Op) + "[" + strconv.FormatUint(uint64(c+k), 10) + "]"
+			if c, ok := an.constOf(s.x); ok && uint64(c)+uint64(k) < skfAdOff {
+				s.a = an.number(valExpr{kind: vLoad, op: loadSize(in.Op), k: c + k})
 			} else {
-				s.a = sizeName(in.Op) + "[" + s.x + "+" + strconv.FormatUint(uint64(k), 10) + "]"
+				s.a = an.number(valExpr{kind: vLoadX, op: loadSize(in.Op), k: k, a: s.x})
 			}
 		case mdMEM:
 			s.a = s.m[k%memWords]
 		case mdLEN:
-			s.a = "LEN"
+			s.a = an.number(valExpr{kind: vLen})
 		default:
 			s.a = an.unknown()
 		}
 	case clsLDX:
 		switch in.Op & 0xe0 {
 		case mdIMM:
-			s.x = "#" + strconv.FormatUint(uint64(k), 10)
+			s.x = an.constant(k)
 		case mdMEM:
 			s.x = s.m[k%memWords]
 		case mdLEN:
-			s.x = "LEN"
+			s.x = an.number(valExpr{kind: vLen})
 		case mdMSH:
-			s.x = "MSH[" + strconv.FormatUint(uint64(k), 10) + "]"
+			s.x = an.number(valExpr{kind: vMSH, k: k})
 		default:
 			s.x = an.unknown()
 		}
@@ -140,26 +190,26 @@ func (an *analysis) step(s *state, in bpf.RawInstruction) {
 		s.m[k%memWords] = s.x
 	case clsALU:
 		op := in.Op & 0xf0
-		var rhs string
-		if op == aluNEG {
-			rhs = ""
-		} else if in.Op&srcX != 0 {
-			rhs = s.x
-		} else {
-			rhs = "#" + strconv.FormatUint(uint64(k), 10)
+		rhs := noVal
+		if op != aluNEG {
+			if in.Op&srcX != 0 {
+				rhs = s.x
+			} else {
+				rhs = an.constant(k)
+			}
 		}
-		ca, okA := constOf(s.a)
-		cb, okB := constOf(rhs)
+		ca, okA := an.constOf(s.a)
+		cb, okB := an.constOf(rhs)
 		if op == aluNEG {
-			okB = true
+			cb, okB = 0, true
 		}
 		if okA && okB {
 			if v, ok := foldALU(in.Op, ca, cb); ok {
-				s.a = "#" + strconv.FormatUint(uint64(v), 10)
+				s.a = an.constant(v)
 				return
 			}
 		}
-		s.a = "(" + s.a + " " + strconv.Itoa(int(op>>4)) + " " + rhs + ")"
+		s.a = an.number(valExpr{kind: vALU, op: op, a: s.a, b: rhs})
 	case clsMISC:
 		if in.Op&0xf8 == miscTXA {
 			s.a = s.x
@@ -304,6 +354,7 @@ func (h *blockHeap) Pop() any {
 }
 
 func (an *analysis) run(entry *block) {
+	an.resetVals()
 	blocks := an.g.reachable(entry)
 	an.order = topo(entry, blocks)
 	an.preds = map[*block][]*block{}
@@ -317,9 +368,10 @@ func (an *analysis) run(entry *block) {
 		var st state
 		ps := an.preds[b]
 		if b == entry {
-			st.a, st.x = "#0", "#0"
+			st.a = an.constant(0)
+			st.x = st.a
 			for i := range st.m {
-				st.m[i] = "?uninit" + strconv.Itoa(i)
+				st.m[i] = an.unknown()
 			}
 		} else {
 			st = *an.out[ps[0]]
@@ -373,8 +425,8 @@ func (an *analysis) run(entry *block) {
 	}
 }
 
-// factSet maps a value's symbolic name to what tests established about it.
-type factSet map[string][]fact
+// factSet maps a value to what tests established about it.
+type factSet map[val][]fact
 
 // maxFacts bounds what is remembered per value, so that long chains such
 // as `host a or b or c ...` stay linear. An equality, which decides
@@ -432,7 +484,7 @@ func (fs factSet) intersect(o factSet) factSet {
 }
 
 type keyedFact struct {
-	v string
+	v val
 	f fact
 }
 
@@ -453,8 +505,8 @@ type fact struct {
 
 // decide works out the outcome of the test (op, k) on a value v known to
 // satisfy facts, or reports that it cannot.
-func decide(v string, facts []fact, op uint16, k uint32) (bool, bool) {
-	if c, ok := constOf(v); ok {
+func (an *analysis) decide(v val, facts []fact, op uint16, k uint32) (bool, bool) {
+	if c, ok := an.constOf(v); ok {
 		return evalJump(op, c, k), true
 	}
 	for _, f := range facts {
@@ -559,7 +611,7 @@ func (an *analysis) thread() bool {
 				for _, i := range dst.orig {
 					an.step(&st, i)
 				}
-				r, ok := decide(st.a, fs[st.a], dst.op, dst.k)
+				r, ok := an.decide(st.a, fs[st.a], dst.op, dst.k)
 				if !ok {
 					break
 				}
@@ -595,14 +647,39 @@ func hasStore(code []bpf.RawInstruction) bool {
 	return false
 }
 
+// blockKey is what makes two blocks interchangeable: the same code, the
+// same exit and the same successors.
+type blockKey struct {
+	isRet  bool
+	retVal uint32
+	op     uint16
+	k      uint32
+	jt, jf *block
+	code   string // orig, each instruction's op and k in binary
+}
+
+func keyOf(b *block, buf []byte) (blockKey, []byte) {
+	key := blockKey{isRet: b.isRet, retVal: b.retVal, op: b.op, k: b.k}
+	if !b.isRet {
+		key.jt, key.jf = b.jt, b.jf
+	}
+	buf = buf[:0]
+	for _, in := range b.orig {
+		buf = binary.LittleEndian.AppendUint16(buf, in.Op)
+		buf = binary.LittleEndian.AppendUint32(buf, in.K)
+	}
+	key.code = string(buf)
+	return key, buf
+}
+
 // intern merges blocks with the same code, test and successors (libpcap's
 // intern_blocks). A block's original code computes everything it uses, so
 // two such blocks behave the same wherever they are entered from.
 func intern(entry *block, order []*block) (*block, bool) {
 	canon := map[*block]*block{}
-	seen := map[string]*block{}
+	seen := map[blockKey]*block{}
 	changed := false
-	var key []byte
+	var buf []byte
 	for i := len(order) - 1; i >= 0; i-- {
 		b := order[i]
 		if !b.isRet {
@@ -613,19 +690,13 @@ func intern(entry *block, order []*block) (*block, bool) {
 				b.jf, changed = c, true
 			}
 		}
-		key = key[:0]
-		key = fmt.Appendf(key, "%v %d %d %d", b.isRet, b.retVal, b.op, b.k)
-		if !b.isRet {
-			key = fmt.Appendf(key, " %p %p", b.jt, b.jf)
-		}
-		for _, in := range b.orig {
-			key = fmt.Appendf(key, " %d/%d", in.Op, in.K)
-		}
-		if o, ok := seen[string(key)]; ok {
+		var key blockKey
+		key, buf = keyOf(b, buf)
+		if o, ok := seen[key]; ok {
 			canon[b] = o
 			continue
 		}
-		seen[string(key)] = b
+		seen[key] = b
 		canon[b] = b
 	}
 	return canon[entry], changed
