@@ -820,6 +820,13 @@ func optimise(g *graph, entry *block) (*block, []*block) {
 	return entry, an.order
 }
 
+// edge is one outgoing branch of a conditional block: its jt branch when
+// jt is true, else its jf branch.
+type edge struct {
+	from *block
+	jt   bool
+}
+
 // layout linearises the ordered blocks into instructions, inserting `ja`
 // trampolines where a conditional jump would exceed 255.
 func layout(order []*block) ([]bpf.RawInstruction, error) {
@@ -848,7 +855,7 @@ func layout(order []*block) ([]bpf.RawInstruction, error) {
 		// sizes
 		pos := make([]int, len(items)+1)
 		blockPos := map[*block]int{}
-		trampPos := map[[2]interface{}]int{}
+		trampPos := map[edge]int{}
 		size := func(idx int) int {
 			it := items[idx]
 			if it.tramp != nil {
@@ -872,7 +879,7 @@ func layout(order []*block) ([]bpf.RawInstruction, error) {
 			if items[i].tramp == nil {
 				blockPos[items[i].b] = pos[i]
 			} else {
-				trampPos[[2]interface{}{items[i].owner, items[i].trampT}] = pos[i]
+				trampPos[edge{items[i].owner, items[i].trampT}] = pos[i]
 			}
 		}
 		total := pos[len(items)]
@@ -917,11 +924,11 @@ func layout(order []*block) ([]bpf.RawInstruction, error) {
 			default:
 				tt := blockPos[b.jt]
 				if needT[b] {
-					tt = trampPos[[2]interface{}{b, true}]
+					tt = trampPos[edge{b, true}]
 				}
 				ff := blockPos[b.jf]
 				if needF[b] {
-					ff = trampPos[[2]interface{}{b, false}]
+					ff = trampPos[edge{b, false}]
 				}
 				prog = append(prog, bpf.RawInstruction{Op: b.op, Jt: uint8(tt - jpos - 1), Jf: uint8(ff - jpos - 1), K: b.k})
 			}
