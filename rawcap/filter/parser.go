@@ -22,7 +22,10 @@ type parser struct {
 	i    int
 }
 
-var qerr = qual{}
+// noQual is what a term other than `head id` (a comparison, `tcp`, `less
+// 100`, ...) leaves for a following bare id to inherit: nothing, so
+// `tcp or 80` is an error (libpcap's noQual).
+var noQual = qual{}
 
 func (p *parser) peek() token { return p.toks[p.i] }
 func (p *parser) peekAt(n int) token {
@@ -84,7 +87,7 @@ func (p *parser) program() (cond, error) {
 	if p.peek().kind == tEOF {
 		return cConst(true), nil
 	}
-	c, _, err := p.expr(qerr)
+	c, _, err := p.expr(noQual)
 	if err != nil {
 		return nil, err
 	}
@@ -293,7 +296,7 @@ func (p *parser) rterm(q qual) (cond, qual, error) {
 	case t.kind == tLParen:
 		if p.isRelation() {
 			c, err := p.relation()
-			return c, qerr, err
+			return c, noQual, err
 		}
 		p.next()
 		c, _, err := p.expr(q)
@@ -306,7 +309,7 @@ func (p *parser) rterm(q qual) (cond, qual, error) {
 		return c, q, nil
 	case t.kind == tNum || t.kind == tMinus || p.isKw(t, "len", "length"):
 		c, err := p.relation()
-		return c, qerr, err
+		return c, noQual, err
 	case t.kind == tKw && unsupportedPnames[t.text]:
 		return nil, q, p.unsupported(t)
 	case isPname(t):
@@ -314,24 +317,24 @@ func (p *parser) rterm(q qual) (cond, qual, error) {
 		switch {
 		case nt.kind == tLBrack:
 			c, err := p.relation()
-			return c, qerr, err
+			return c, noQual, err
 		case p.isKw(nt, "src", "dst", "host", "net", "port", "portrange", "proto", "protochain", "gateway"):
 			return p.head()
 		case p.isKw(nt, "broadcast", "multicast"):
 			p.next()
 			p.next()
 			c, err := p.bcast(pqualNames[t.text], nt)
-			return c, qerr, err
+			return c, noQual, err
 		}
 		p.next()
 		c, err := p.c.abbrev(pqualNames[t.text], t.pos)
-		return c, qerr, err
+		return c, noQual, err
 	case p.isKw(t, "src", "dst", "host", "net", "port", "portrange", "proto", "protochain", "gateway"):
 		return p.head()
 	case p.isKw(t, "broadcast", "multicast"):
 		p.next()
 		c, err := p.bcast(pDefault, t)
-		return c, qerr, err
+		return c, noQual, err
 	case p.isKw(t, "less", "greater"):
 		p.next()
 		n := p.peek()
@@ -339,9 +342,9 @@ func (p *parser) rterm(q qual) (cond, qual, error) {
 			return nil, q, err
 		}
 		if t.text == "less" {
-			return p.c.less(n.num), qerr, nil
+			return p.c.less(n.num), noQual, nil
 		}
-		return p.c.greater(n.num), qerr, nil
+		return p.c.greater(n.num), noQual, nil
 	case p.isKw(t, "byte"):
 		p.next()
 		idx := p.peek()
@@ -364,10 +367,10 @@ func (p *parser) rterm(q qual) (cond, qual, error) {
 		if err := p.expect(tNum, "a number"); err != nil {
 			return nil, q, err
 		}
-		return p.c.byteOp(idx.num, op.kind, v.num), qerr, nil
+		return p.c.byteOp(idx.num, op.kind, v.num), noQual, nil
 	case p.isKw(t, "inbound", "outbound"):
 		p.next()
-		return p.c.direction(t.text == "outbound"), qerr, nil
+		return p.c.direction(t.text == "outbound"), noQual, nil
 	case p.isKw(t, "vlan"):
 		p.next()
 		var id uint32
@@ -380,7 +383,7 @@ func (p *parser) rterm(q qual) (cond, qual, error) {
 			p.next()
 		}
 		c, err := p.c.vlan(id, has, t.pos)
-		return c, qerr, err
+		return c, noQual, err
 	}
 	return nil, q, p.unexpected(t)
 }
