@@ -269,6 +269,7 @@ func succs(b *block) []*block {
 // normalise resolves placeholders and bypasses empty unconditional blocks.
 func normalise(entry *block, all []*block) *block {
 	skip := func(b *block) *block {
+		// A chain of skips visits each block at most once.
 		for i := 0; i < len(all)+1; i++ {
 			b = resolve(b)
 			// Loads that lead only to a reject can only reject: drop
@@ -781,13 +782,25 @@ func (an *analysis) pullup(b *block, isOr bool) bool {
 	return true
 }
 
+// Bounds on the optimiser's loops. The passes reach a fixed point by
+// themselves; the bounds cap the time a pathological graph can take.
+const (
+	// maxSettleRounds caps thread-and-merge rounds; the tests' filters settle within 6.
+	maxSettleRounds = 50
+	// maxPullups caps chain reorderings; of the tests only TestLongJumps's 150-host chain hits it.
+	maxPullups = 64
+	// maxPullupBlocks: a graph this big is near maxInsns, where quadratic pull-ups stop paying.
+	maxPullupBlocks = 3000
+	// maxLayoutPasses: each pass adds a trampoline, 2 at most per jump, so 2*maxInsns+1 suffice.
+	maxLayoutPasses = 10000
+)
+
 // optimise runs the passes to a fixed point and returns the block order.
 func optimise(g *graph, entry *block) (*block, []*block) {
 	entry = normalise(entry, g.blocks)
 	an := &analysis{g: g}
-	const maxPullups = 64
 	pullups := 0
-	for round := 0; round < 50+maxPullups; round++ {
+	for round := 0; round < maxSettleRounds+maxPullups; round++ {
 		an.run(entry)
 		threaded := an.thread()
 		entry = normalise(entry, g.blocks)
@@ -798,9 +811,7 @@ func optimise(g *graph, entry *block) (*block, []*block) {
 			continue
 		}
 		pulled := false
-		// Pull-ups only reorder; on huge graphs (already near the
-		// kernel's limit) they are not worth their quadratic cost.
-		if pullups < maxPullups && len(an.order) < 3000 {
+		if pullups < maxPullups && len(an.order) < maxPullupBlocks {
 			an.run(entry)
 			for i := len(an.order) - 1; i >= 0 && !pulled; i-- {
 				b := an.order[i]
@@ -827,8 +838,11 @@ type edge struct {
 	jt   bool
 }
 
+// maxJump is the longest conditional jump: jt and jf are single bytes.
+const maxJump = 255
+
 // layout linearises the ordered blocks into instructions, inserting `ja`
-// trampolines where a conditional jump would exceed 255.
+// trampolines where a conditional jump would exceed maxJump.
 func layout(order []*block) ([]bpf.RawInstruction, error) {
 	type item struct {
 		b      *block
@@ -839,7 +853,7 @@ func layout(order []*block) ([]bpf.RawInstruction, error) {
 	needT := map[*block]bool{}
 	needF := map[*block]bool{}
 	for iter := 0; ; iter++ {
-		if iter > 10000 {
+		if iter > maxLayoutPasses {
 			return nil, fmt.Errorf("filter: cannot lay out program")
 		}
 		var items []item
@@ -893,11 +907,11 @@ func layout(order []*block) ([]bpf.RawInstruction, error) {
 			}
 			b := it.b
 			jpos := pos[i] + len(b.code)
-			if !needT[b] && blockPos[b.jt]-jpos-1 > 255 {
+			if !needT[b] && blockPos[b.jt]-jpos-1 > maxJump {
 				needT[b] = true
 				grew = true
 			}
-			if !needF[b] && blockPos[b.jf]-jpos-1 > 255 {
+			if !needF[b] && blockPos[b.jf]-jpos-1 > maxJump {
 				needF[b] = true
 				grew = true
 			}
