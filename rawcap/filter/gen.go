@@ -413,7 +413,8 @@ func (c *compiler) etherHost(mac [6]byte, dir dqual) cond {
 	return or(c.etherHost(mac, dSrc), c.etherHost(mac, dDst))
 }
 
-// portAtoms builds the src/dst port test from one atom generator.
+// portDir builds the src/dst port test for dir from atom, which tests the
+// port at offset off of the transport header (0 source, 2 destination).
 func portDir(dir dqual, atom func(off uint32) cond) cond {
 	switch dir {
 	case dSrc:
