@@ -106,46 +106,6 @@ func loadSize(op uint16) uint16 {
 	return szW
 }
 
-func foldALU(op uint16, a, b uint32) (uint32, bool) {
-	switch op & 0xf0 {
-	case aluADD:
-		return a + b, true
-	case aluSUB:
-		return a - b, true
-	case aluMUL:
-		return a * b, true
-	case aluDIV:
-		if b == 0 {
-			return 0, false
-		}
-		return a / b, true
-	case aluMOD:
-		if b == 0 {
-			return 0, false
-		}
-		return a % b, true
-	case aluOR:
-		return a | b, true
-	case aluAND:
-		return a & b, true
-	case aluXOR:
-		return a ^ b, true
-	case aluLSH:
-		if b >= 32 {
-			return 0, true
-		}
-		return a << b, true
-	case aluRSH:
-		if b >= 32 {
-			return 0, true
-		}
-		return a >> b, true
-	case aluNEG:
-		return -a, true
-	}
-	return 0, false
-}
-
 // step applies one instruction to s: every register it writes gets the
 // number of the value it now holds, a fresh unknown where the instruction
 // is one the generator never emits.
@@ -566,20 +526,6 @@ func (an *analysis) decide(v val, facts []fact, op uint16, k uint32) (bool, bool
 		}
 	}
 	return false, false
-}
-
-func evalJump(op uint16, a, k uint32) bool {
-	switch op {
-	case clsJMP | jmpJEQ:
-		return a == k
-	case clsJMP | jmpJGT:
-		return a > k
-	case clsJMP | jmpJGE:
-		return a >= k
-	case clsJMP | jmpJSET:
-		return a&k != 0
-	}
-	return false
 }
 
 // thread retargets edges whose destination test is already decided by the
