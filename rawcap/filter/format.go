@@ -9,7 +9,9 @@ import (
 
 // FormatDDD prints prog as `tcpdump -ddd` does: the instruction count on
 // the first line, then one "code jt jf k" line per instruction, all in
-// decimal. This is also the format `nsntrace -f` accepts from files.
+// decimal. `nsntrace --compile-filter EXPR` prints it; nothing in nsntrace
+// reads it back (`-f` takes an expression, never a program file), so it is
+// for people and for comparing with tcpdump.
 func FormatDDD(prog []bpf.RawInstruction) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d\n", len(prog))

@@ -67,7 +67,7 @@ const (
 )
 
 // qual is the qualifier set an id is interpreted with; ok is false after a
-// term that leaves nothing to inherit (libpcap's qerr).
+// term that leaves nothing to inherit (see noQual).
 type qual struct {
 	proto pqual
 	dir   dqual
@@ -413,7 +413,8 @@ func (c *compiler) etherHost(mac [6]byte, dir dqual) cond {
 	return or(c.etherHost(mac, dSrc), c.etherHost(mac, dDst))
 }
 
-// portAtoms builds the src/dst port test from one atom generator.
+// portDir builds the src/dst port test for dir from atom, which tests the
+// port at offset off of the transport header (0 source, 2 destination).
 func portDir(dir dqual, atom func(off uint32) cond) cond {
 	switch dir {
 	case dSrc:
@@ -702,32 +703,32 @@ func (c *compiler) scode(name string, q qual, pos int) (cond, error) {
 		if err != nil {
 			return nil, err
 		}
-		port, real, ok := lookupPort(name)
+		port, registered, ok := lookupPort(name)
 		if !ok {
 			return nil, c.errAt(pos, "unknown port '%s'", name)
 		}
-		real, err = c.narrowPort(p, real, "port '"+name+"'", pos)
+		proto, err := c.narrowPort(p, registered, "port '"+name+"'", pos)
 		if err != nil {
 			return nil, err
 		}
-		return c.ports(port, port, false, real, q.dir), nil
+		return c.ports(port, port, false, proto, q.dir), nil
 	case aPortrange:
 		p, err := c.portProto(q, "portrange", pos)
 		if err != nil {
 			return nil, err
 		}
-		lo, hi, real, ok := lookupPortRange(name)
+		lo, hi, registered, ok := lookupPortRange(name)
 		if !ok {
 			return nil, c.errAt(pos, "unknown port in range '%s'", name)
 		}
-		real, err = c.narrowPort(p, real, "port in range '"+name+"'", pos)
+		proto, err := c.narrowPort(p, registered, "port in range '"+name+"'", pos)
 		if err != nil {
 			return nil, err
 		}
 		if lo > 65535 || hi > 65535 {
 			return nil, c.errAt(pos, "illegal port number %d > 65535", max(lo, hi))
 		}
-		return c.ports(lo, hi, true, real, q.dir), nil
+		return c.ports(lo, hi, true, proto, q.dir), nil
 	case aProto:
 		switch q.proto {
 		case pDefault, pIP, pIP6:
@@ -748,15 +749,15 @@ func (c *compiler) scode(name string, q qual, pos int) (cond, error) {
 	return nil, c.errAt(pos, "syntax error")
 }
 
-// narrowPort reconciles the qualifier's protocol with the protocols the
-// service name is registered for (libpcap refuses `udp port http`).
-func (c *compiler) narrowPort(want, real int, what string, pos int) (int, error) {
+// narrowPort reconciles the qualifier's protocol (want) with the protocols
+// the service name is registered for (libpcap refuses `udp port http`).
+func (c *compiler) narrowPort(want, registered int, what string, pos int) (int, error) {
 	name := map[int]string{protoTCP: "tcp", protoUDP: "udp", protoSCTP: "sctp"}
 	if want == protoAny {
-		return real, nil
+		return registered, nil
 	}
-	if real != protoAny && real != want {
-		return 0, c.errAt(pos, "%s is %s", what, name[real])
+	if registered != protoAny && registered != want {
+		return 0, c.errAt(pos, "%s is %s", what, name[registered])
 	}
 	return want, nil
 }
@@ -786,6 +787,12 @@ func (c *compiler) multicast(p pqual, pos int) (cond, error) {
 	}
 	return nil, c.errAt(pos, "link-layer multicast filters supported only on ethernet/FDDI/token ring/ARCNET/802.11/ATM LANE/Fibre Channel")
 }
+
+// less is `less n`, len <= n (libpcap gen_less).
+func (c *compiler) less(n uint32) cond { return not(c.lenTest(jmpJGT, n)) }
+
+// greater is `greater n`, len >= n (libpcap gen_greater).
+func (c *compiler) greater(n uint32) cond { return c.lenTest(jmpJGE, n) }
 
 func (c *compiler) lenTest(op uint16, v uint32) cond {
 	return test([]bpf.RawInstruction{ins(clsLD|szW|mdLEN, 0)}, op, v)

@@ -70,6 +70,66 @@ const (
 
 func ins(op uint16, k uint32) bpf.RawInstruction { return bpf.RawInstruction{Op: op, K: k} }
 
+// foldALU computes the ALU operation in op on constants a and b, for the
+// code generator and the optimiser alike. Shifts by 32 or more give 0, as
+// libpcap folds them; a division or modulus by zero, or an operation it does
+// not know, reports false.
+func foldALU(op uint16, a, b uint32) (uint32, bool) {
+	switch op & 0xf0 {
+	case aluADD:
+		return a + b, true
+	case aluSUB:
+		return a - b, true
+	case aluMUL:
+		return a * b, true
+	case aluDIV:
+		if b == 0 {
+			return 0, false
+		}
+		return a / b, true
+	case aluMOD:
+		if b == 0 {
+			return 0, false
+		}
+		return a % b, true
+	case aluOR:
+		return a | b, true
+	case aluAND:
+		return a & b, true
+	case aluXOR:
+		return a ^ b, true
+	case aluLSH:
+		if b >= 32 {
+			return 0, true
+		}
+		return a << b, true
+	case aluRSH:
+		if b >= 32 {
+			return 0, true
+		}
+		return a >> b, true
+	case aluNEG:
+		return -a, true
+	}
+	return 0, false
+}
+
+// evalJump is the outcome of the conditional jump op (with its class bits)
+// comparing a with k.
+func evalJump(op uint16, a, k uint32) bool {
+	switch op {
+	case clsJMP | jmpJEQ:
+		return a == k
+	case clsJMP | jmpJGT:
+		return a > k
+	case clsJMP | jmpJGE:
+		return a >= k
+	case clsJMP | jmpJSET:
+		return a&k != 0
+	}
+	return false
+}
+
 // cond is the boolean intermediate representation: primitives become
 // trees of tests joined by and/or/not, in the order libpcap evaluates them.
 type cond interface{ isCond() }

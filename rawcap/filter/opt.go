@@ -2,8 +2,8 @@ package filter
 
 import (
 	"container/heap"
+	"encoding/binary"
 	"fmt"
-	"strconv"
 
 	"golang.org/x/net/bpf"
 )
@@ -18,11 +18,42 @@ import (
 //     every path to them (jump threading), which is how `ip and arp` is
 //     seen to reject everything.
 
-// state is the symbolic content of the machine: each register holds a
-// string naming the value ("#5", "H[12]", "?17" for an unknown).
+// val numbers a value the machine can hold (value numbering, as in
+// libpcap's optimiser): registers that hold the same number hold the same
+// value on every packet. Numbers are only meaningful within one run of the
+// analysis.
+type val int32
+
+// noVal is the absent operand of a unary operation; no register holds it.
+const noVal val = 0
+
+// valKind says how a value is computed.
+type valKind uint8
+
+const (
+	vUnknown valKind = iota // a merge of different values, or uninitialised memory
+	vConst                  // the constant k
+	vLen                    // the packet length
+	vLoad                   // the packet bytes at k, op the size bits
+	vLoadX                  // the packet bytes at a+k, op the size bits, a not a constant
+	vMSH                    // 4*([k]&0xf), the IPv4 header length
+	vALU                    // a op b, op the ALU operation; b is noVal for neg
+)
+
+// valExpr is how a value is computed from constants and other values:
+// equal expressions get the same number.
+type valExpr struct {
+	kind valKind
+	op   uint16
+	k    uint32
+	a, b val
+}
+
+// state is the symbolic content of the machine: the value number each
+// register holds.
 type state struct {
-	a, x string
-	m    [memWords]string
+	a, x val
+	m    [memWords]val
 }
 
 type analysis struct {
@@ -31,106 +62,85 @@ type analysis struct {
 	preds map[*block][]*block
 	out   map[*block]*state
 	facts map[*block]factSet
-	fresh int
+	exprs []valExpr       // exprs[v] is how v is computed
+	vals  map[valExpr]val // the number of each known expression
 }
 
-func (an *analysis) unknown() string {
-	an.fresh++
-	return "?" + strconv.Itoa(an.fresh)
+// resetVals forgets all value numbers; noVal keeps slot 0.
+func (an *analysis) resetVals() {
+	an.exprs = append(an.exprs[:0], valExpr{})
+	an.vals = map[valExpr]val{}
 }
 
-func sizeName(op uint16) string {
+// number returns the value computed by e, the same for equal expressions.
+func (an *analysis) number(e valExpr) val {
+	if v, ok := an.vals[e]; ok {
+		return v
+	}
+	v := val(len(an.exprs))
+	an.exprs = append(an.exprs, e)
+	an.vals[e] = v
+	return v
+}
+
+// unknown returns a value equal to no other.
+func (an *analysis) unknown() val {
+	an.exprs = append(an.exprs, valExpr{kind: vUnknown})
+	return val(len(an.exprs) - 1)
+}
+
+func (an *analysis) constant(k uint32) val { return an.number(valExpr{kind: vConst, k: k}) }
+
+func (an *analysis) constOf(v val) (uint32, bool) {
+	e := an.exprs[v]
+	return e.k, e.kind == vConst
+}
+
+// loadSize is the size bits of a load, an invalid size counting as a word
+// as the kernel's checker would refuse it anyway.
+func loadSize(op uint16) uint16 {
 	switch op & 0x18 {
-	case szB:
-		return "B"
-	case szH:
-		return "H"
+	case szB, szH:
+		return op & 0x18
 	}
-	return "W"
+	return szW
 }
 
-func constOf(s string) (uint32, bool) {
-	if len(s) > 1 && s[0] == '#' {
-		v, err := strconv.ParseUint(s[1:], 10, 32)
-		return uint32(v), err == nil
-	}
-	return 0, false
-}
-
-func foldALU(op uint16, a, b uint32) (uint32, bool) {
-	switch op & 0xf0 {
-	case aluADD:
-		return a + b, true
-	case aluSUB:
-		return a - b, true
-	case aluMUL:
-		return a * b, true
-	case aluDIV:
-		if b == 0 {
-			return 0, false
-		}
-		return a / b, true
-	case aluMOD:
-		if b == 0 {
-			return 0, false
-		}
-		return a % b, true
-	case aluOR:
-		return a | b, true
-	case aluAND:
-		return a & b, true
-	case aluXOR:
-		return a ^ b, true
-	case aluLSH:
-		if b >= 32 {
-			return 0, true
-		}
-		return a << b, true
-	case aluRSH:
-		if b >= 32 {
-			return 0, true
-		}
-		return a >> b, true
-	case aluNEG:
-		return -a, true
-	}
-	return 0, false
-}
-
-// step applies one instruction to s. It returns false for instructions
-// whose effect it cannot describe (none today).
+// step applies one instruction to s: every register it writes gets the
+// number of the value it now holds, a fresh unknown where the instruction
+// is one the generator never emits.
 func (an *analysis) step(s *state, in bpf.RawInstruction) {
 	k := in.K
 	switch in.Op & 0x07 {
 	case clsLD:
 		switch in.Op & 0xe0 {
 		case mdIMM:
-			s.a = "#" + strconv.FormatUint(uint64(k), 10)
+			s.a = an.constant(k)
 		case mdABS:
-			s.a = sizeName(in.Op) + "[" + strconv.FormatUint(uint64(k), 10) + "]"
+			s.a = an.number(valExpr{kind: vLoad, op: loadSize(in.Op), k: k})
 		case mdIND:
-			if c, ok := constOf(s.x); ok && uint64(c)+uint64(k) < skfAdOff {
-				s.a = sizeName(in.Op) + "[" + strconv.FormatUint(uint64(c+k), 10) + "]"
+			if c, ok := an.constOf(s.x); ok && uint64(c)+uint64(k) < skfAdOff {
+				s.a = an.number(valExpr{kind: vLoad, op: loadSize(in.Op), k: c + k})
 			} else {
-				s.a = sizeName(in.Op) + "[" + s.x + "+" + strconv.FormatUint(uint64(k), 10) + "]"
+				s.a = an.number(valExpr{kind: vLoadX, op: loadSize(in.Op), k: k, a: s.x})
 			}
 		case mdMEM:
 			s.a = s.m[k%memWords]
 		case mdLEN:
-			s.a = "LEN"
+			s.a = an.number(valExpr{kind: vLen})
 		default:
 			s.a = an.unknown()
 		}
 	case clsLDX:
 		switch in.Op & 0xe0 {
 		case mdIMM:
-			s.x = "#" + strconv.FormatUint(uint64(k), 10)
+			s.x = an.constant(k)
 		case mdMEM:
 			s.x = s.m[k%memWords]
 		case mdLEN:
-			s.x = "LEN"
+			s.x = an.number(valExpr{kind: vLen})
 		case mdMSH:
-			s.x = "MSH[" + strconv.FormatUint(uint64(k), 10) + "]"
+			s.x = an.number(valExpr{kind: vMSH, k: k})
 		default:
 			s.x = an.unknown()
 		}
@@ -140,26 +150,26 @@ func (an *analysis) step(s *state, in bpf.RawInstruction) {
 		s.m[k%memWords] = s.x
 	case clsALU:
 		op := in.Op & 0xf0
-		var rhs string
-		if op == aluNEG {
-			rhs = ""
-		} else if in.Op&srcX != 0 {
-			rhs = s.x
-		} else {
-			rhs = "#" + strconv.FormatUint(uint64(k), 10)
+		rhs := noVal
+		if op != aluNEG {
+			if in.Op&srcX != 0 {
+				rhs = s.x
+			} else {
+				rhs = an.constant(k)
+			}
 		}
-		ca, okA := constOf(s.a)
-		cb, okB := constOf(rhs)
+		ca, okA := an.constOf(s.a)
+		cb, okB := an.constOf(rhs)
 		if op == aluNEG {
-			okB = true
+			cb, okB = 0, true
 		}
 		if okA && okB {
 			if v, ok := foldALU(in.Op, ca, cb); ok {
-				s.a = "#" + strconv.FormatUint(uint64(v), 10)
+				s.a = an.constant(v)
 				return
 			}
 		}
-		s.a = "(" + s.a + " " + strconv.Itoa(int(op>>4)) + " " + rhs + ")"
+		s.a = an.number(valExpr{kind: vALU, op: op, a: s.a, b: rhs})
 	case clsMISC:
 		if in.Op&0xf8 == miscTXA {
 			s.a = s.x
@@ -219,6 +229,7 @@ func succs(b *block) []*block {
 // normalise resolves placeholders and bypasses empty unconditional blocks.
 func normalise(entry *block, all []*block) *block {
 	skip := func(b *block) *block {
+		// A chain of skips visits each block at most once.
 		for i := 0; i < len(all)+1; i++ {
 			b = resolve(b)
 			// Loads that lead only to a reject can only reject: drop
@@ -304,6 +315,7 @@ func (h *blockHeap) Pop() any {
 }
 
 func (an *analysis) run(entry *block) {
+	an.resetVals()
 	blocks := an.g.reachable(entry)
 	an.order = topo(entry, blocks)
 	an.preds = map[*block][]*block{}
@@ -317,9 +329,10 @@ func (an *analysis) run(entry *block) {
 		var st state
 		ps := an.preds[b]
 		if b == entry {
-			st.a, st.x = "#0", "#0"
+			st.a = an.constant(0)
+			st.x = st.a
 			for i := range st.m {
-				st.m[i] = "?uninit" + strconv.Itoa(i)
+				st.m[i] = an.unknown()
 			}
 		} else {
 			st = *an.out[ps[0]]
@@ -373,8 +386,8 @@ func (an *analysis) run(entry *block) {
 	}
 }
 
-// factSet maps a value's symbolic name to what tests established about it.
-type factSet map[string][]fact
+// factSet maps a value to what tests established about it.
+type factSet map[val][]fact
 
 // maxFacts bounds what is remembered per value, so that long chains such
 // as `host a or b or c ...` stay linear. An equality, which decides
@@ -432,7 +445,7 @@ func (fs factSet) intersect(o factSet) factSet {
 }
 
 type keyedFact struct {
-	v string
+	v val
 	f fact
 }
 
@@ -453,8 +466,8 @@ type fact struct {
 
 // decide works out the outcome of the test (op, k) on a value v known to
 // satisfy facts, or reports that it cannot.
-func decide(v string, facts []fact, op uint16, k uint32) (bool, bool) {
-	if c, ok := constOf(v); ok {
+func (an *analysis) decide(v val, facts []fact, op uint16, k uint32) (bool, bool) {
+	if c, ok := an.constOf(v); ok {
 		return evalJump(op, c, k), true
 	}
 	for _, f := range facts {
@@ -515,20 +528,6 @@ func decide(v string, facts []fact, op uint16, k uint32) (bool, bool) {
 	return false, false
 }
 
-func evalJump(op uint16, a, k uint32) bool {
-	switch op {
-	case clsJMP | jmpJEQ:
-		return a == k
-	case clsJMP | jmpJGT:
-		return a > k
-	case clsJMP | jmpJGE:
-		return a >= k
-	case clsJMP | jmpJSET:
-		return a&k != 0
-	}
-	return false
-}
-
 // thread retargets edges whose destination test is already decided by the
 // tests on the way there (jump threading). A block is skipped only if it
 // stores nothing: every block's code computes its value from scratch, so
@@ -559,7 +558,7 @@ func (an *analysis) thread() bool {
 				for _, i := range dst.orig {
 					an.step(&st, i)
 				}
-				r, ok := decide(st.a, fs[st.a], dst.op, dst.k)
+				r, ok := an.decide(st.a, fs[st.a], dst.op, dst.k)
 				if !ok {
 					break
 				}
@@ -595,14 +594,39 @@ func hasStore(code []bpf.RawInstruction) bool {
 	return false
 }
 
+// blockKey is what makes two blocks interchangeable: the same code, the
+// same exit and the same successors.
+type blockKey struct {
+	isRet  bool
+	retVal uint32
+	op     uint16
+	k      uint32
+	jt, jf *block
+	code   string // orig, each instruction's op and k in binary
+}
+
+func keyOf(b *block, buf []byte) (blockKey, []byte) {
+	key := blockKey{isRet: b.isRet, retVal: b.retVal, op: b.op, k: b.k}
+	if !b.isRet {
+		key.jt, key.jf = b.jt, b.jf
+	}
+	buf = buf[:0]
+	for _, in := range b.orig {
+		buf = binary.LittleEndian.AppendUint16(buf, in.Op)
+		buf = binary.LittleEndian.AppendUint32(buf, in.K)
+	}
+	key.code = string(buf)
+	return key, buf
+}
+
 // intern merges blocks with the same code, test and successors (libpcap's
 // intern_blocks). A block's original code computes everything it uses, so
 // two such blocks behave the same wherever they are entered from.
 func intern(entry *block, order []*block) (*block, bool) {
 	canon := map[*block]*block{}
-	seen := map[string]*block{}
+	seen := map[blockKey]*block{}
 	changed := false
-	var key []byte
+	var buf []byte
 	for i := len(order) - 1; i >= 0; i-- {
 		b := order[i]
 		if !b.isRet {
@@ -613,19 +637,13 @@ func intern(entry *block, order []*block) (*block, bool) {
 				b.jf, changed = c, true
 			}
 		}
-		key = key[:0]
-		key = fmt.Appendf(key, "%v %d %d %d", b.isRet, b.retVal, b.op, b.k)
-		if !b.isRet {
-			key = fmt.Appendf(key, " %p %p", b.jt, b.jf)
-		}
-		for _, in := range b.orig {
-			key = fmt.Appendf(key, " %d/%d", in.Op, in.K)
-		}
-		if o, ok := seen[string(key)]; ok {
+		var key blockKey
+		key, buf = keyOf(b, buf)
+		if o, ok := seen[key]; ok {
 			canon[b] = o
 			continue
 		}
-		seen[string(key)] = b
+		seen[key] = b
 		canon[b] = b
 	}
 	return canon[entry], changed
@@ -710,13 +728,25 @@ func (an *analysis) pullup(b *block, isOr bool) bool {
 	return true
 }
 
+// Bounds on the optimiser's loops. The passes reach a fixed point by
+// themselves; the bounds cap the time a pathological graph can take.
+const (
+	// maxSettleRounds caps thread-and-merge rounds; the tests' filters settle within 6.
+	maxSettleRounds = 50
+	// maxPullups caps chain reorderings; of the tests only TestLongJumps's 150-host chain hits it.
+	maxPullups = 64
+	// maxPullupBlocks: a graph this big is near maxInsns, where quadratic pull-ups stop paying.
+	maxPullupBlocks = 3000
+	// maxLayoutPasses: each pass adds a trampoline, 2 at most per jump, so 2*maxInsns+1 suffice.
+	maxLayoutPasses = 10000
+)
+
 // optimise runs the passes to a fixed point and returns the block order.
 func optimise(g *graph, entry *block) (*block, []*block) {
 	entry = normalise(entry, g.blocks)
 	an := &analysis{g: g}
-	const maxPullups = 64
 	pullups := 0
-	for round := 0; round < 50+maxPullups; round++ {
+	for round := 0; round < maxSettleRounds+maxPullups; round++ {
 		an.run(entry)
 		threaded := an.thread()
 		entry = normalise(entry, g.blocks)
@@ -727,9 +757,7 @@ func optimise(g *graph, entry *block) (*block, []*block) {
 			continue
 		}
 		pulled := false
-		// Pull-ups only reorder; on huge graphs (already near the
-		// kernel's limit) they are not worth their quadratic cost.
-		if pullups < maxPullups && len(an.order) < 3000 {
+		if pullups < maxPullups && len(an.order) < maxPullupBlocks {
 			an.run(entry)
 			for i := len(an.order) - 1; i >= 0 && !pulled; i-- {
 				b := an.order[i]
@@ -749,8 +777,18 @@ func optimise(g *graph, entry *block) (*block, []*block) {
 	return entry, an.order
 }
 
+// edge is one outgoing branch of a conditional block: its jt branch when
+// jt is true, else its jf branch.
+type edge struct {
+	from *block
+	jt   bool
+}
+
+// maxJump is the longest conditional jump: jt and jf are single bytes.
+const maxJump = 255
+
 // layout linearises the ordered blocks into instructions, inserting `ja`
-// trampolines where a conditional jump would exceed 255.
+// trampolines where a conditional jump would exceed maxJump.
 func layout(order []*block) ([]bpf.RawInstruction, error) {
 	type item struct {
 		b      *block
@@ -761,7 +799,7 @@ func layout(order []*block) ([]bpf.RawInstruction, error) {
 	needT := map[*block]bool{}
 	needF := map[*block]bool{}
 	for iter := 0; ; iter++ {
-		if iter > 10000 {
+		if iter > maxLayoutPasses {
 			return nil, fmt.Errorf("filter: cannot lay out program")
 		}
 		var items []item
@@ -777,7 +815,7 @@ func layout(order []*block) ([]bpf.RawInstruction, error) {
 		// sizes
 		pos := make([]int, len(items)+1)
 		blockPos := map[*block]int{}
-		trampPos := map[[2]interface{}]int{}
+		trampPos := map[edge]int{}
 		size := func(idx int) int {
 			it := items[idx]
 			if it.tramp != nil {
@@ -801,7 +839,7 @@ func layout(order []*block) ([]bpf.RawInstruction, error) {
 			if items[i].tramp == nil {
 				blockPos[items[i].b] = pos[i]
 			} else {
-				trampPos[[2]interface{}{items[i].owner, items[i].trampT}] = pos[i]
+				trampPos[edge{items[i].owner, items[i].trampT}] = pos[i]
 			}
 		}
 		total := pos[len(items)]
@@ -815,11 +853,11 @@ func layout(order []*block) ([]bpf.RawInstruction, error) {
 			}
 			b := it.b
 			jpos := pos[i] + len(b.code)
-			if !needT[b] && blockPos[b.jt]-jpos-1 > 255 {
+			if !needT[b] && blockPos[b.jt]-jpos-1 > maxJump {
 				needT[b] = true
 				grew = true
 			}
-			if !needF[b] && blockPos[b.jf]-jpos-1 > 255 {
+			if !needF[b] && blockPos[b.jf]-jpos-1 > maxJump {
 				needF[b] = true
 				grew = true
 			}
@@ -846,11 +884,11 @@ func layout(order []*block) ([]bpf.RawInstruction, error) {
 			default:
 				tt := blockPos[b.jt]
 				if needT[b] {
-					tt = trampPos[[2]interface{}{b, true}]
+					tt = trampPos[edge{b, true}]
 				}
 				ff := blockPos[b.jf]
 				if needF[b] {
-					ff = trampPos[[2]interface{}{b, false}]
+					ff = trampPos[edge{b, false}]
 				}
 				prog = append(prog, bpf.RawInstruction{Op: b.op, Jt: uint8(tt - jpos - 1), Jf: uint8(ff - jpos - 1), K: b.k})
 			}
