@@ -4,14 +4,13 @@ import (
 	"fmt"
 
 	"golang.org/x/net/bpf"
-)
 
-// DefaultSnapLen is the accept value used when Compile is given 0.
-const DefaultSnapLen = 262144
+	"github.com/nsntrace/nsntrace/pcapng"
+)
 
 // Compile translates a pcap-filter(7) expression into a classic BPF program
 // for an Ethernet (DLT_EN10MB) AF_PACKET socket on Linux. Packets it
-// accepts are returned with snaplen bytes (0 means DefaultSnapLen). The
+// accepts are returned with snaplen bytes (0 means pcapng.DefaultSnapLen). The
 // empty expression accepts everything.
 //
 // Host names are resolved once, now, with the Go resolver. Errors are a
@@ -21,7 +20,7 @@ const DefaultSnapLen = 262144
 // when the expression can never match.
 func Compile(expr string, snaplen uint32) ([]bpf.RawInstruction, error) {
 	if snaplen == 0 {
-		snaplen = DefaultSnapLen
+		snaplen = pcapng.DefaultSnapLen
 	}
 	if len(expr) > MaxLen {
 		return nil, fmt.Errorf("%w: %d bytes, more than the limit of %d", ErrTooLarge, len(expr), MaxLen)

@@ -8,6 +8,8 @@ import (
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
+
+	"github.com/nsntrace/nsntrace/pcapng"
 )
 
 var (
@@ -116,7 +118,7 @@ func TestSemantics(t *testing.T) {
 func TestAcceptValueIsSnaplen(t *testing.T) {
 	for _, tc := range []struct {
 		snap, want uint32
-	}{{96, 96}, {0, DefaultSnapLen}, {65535, 65535}} {
+	}{{96, 96}, {0, pcapng.DefaultSnapLen}, {65535, 65535}} {
 		prog, err := Compile("ip or not ip", tc.snap)
 		if err != nil {
 			t.Fatal(err)
