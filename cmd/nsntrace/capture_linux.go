@@ -68,6 +68,16 @@ type capture struct {
 	ended   bool
 	// broke says that it ended by itself, before stop.
 	broke bool
+	// asks are run by the capture goroutine between blocks (ask);
+	// exited is closed when that goroutine is gone.
+	asks   chan askReq
+	exited chan struct{}
+}
+
+// askReq is a function for the capture goroutine, and its answer.
+type askReq struct {
+	f     func() error
+	reply chan error
 }
 
 // start runs the capture in a goroutine of its own until stop, or until
@@ -75,7 +85,48 @@ type capture struct {
 func (c *capture) start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	c.started, c.cancel, c.errc = time.Now(), cancel, make(chan error, 1)
-	go func() { c.errc <- c.run(ctx) }()
+	c.asks, c.exited = make(chan askReq, 1), make(chan struct{})
+	go func() {
+		defer close(c.exited)
+		c.errc <- c.run(ctx)
+	}()
+}
+
+// ask runs f (nil: nothing) on the capture goroutine between blocks,
+// waking it if no packets come, and returns f's error. The counters are
+// published first. A capture that has ended runs nothing.
+func (c *capture) ask(f func() error) error {
+	r := askReq{f: f, reply: make(chan error, 1)}
+	select {
+	case c.asks <- r:
+	case <-c.exited:
+		return nil
+	}
+	c.ring.Wake()
+	select {
+	case err := <-r.reply:
+		return err
+	case <-c.exited:
+		return nil
+	}
+}
+
+// between runs after each block and on a wake: the writer lets go of the
+// block, and a pending ask runs.
+func (c *capture) between() error {
+	err := c.w.Release()
+	select {
+	case r := <-c.asks:
+		c.packets.Store(c.npkts)
+		c.bytes.Store(c.nbytes)
+		var ferr error
+		if r.f != nil && err == nil {
+			ferr = r.f()
+		}
+		r.reply <- ferr
+	default:
+	}
+	return err
 }
 
 // failed delivers the error of a capture that ended by itself; nil once
@@ -105,7 +156,7 @@ func (c *capture) run(ctx context.Context) error {
 	// Large packets go to the file straight from the ring (writev), with
 	// no copy into the writer's buffer: the writer releases them at the
 	// end of each block, before the ring hands the block back.
-	err := c.ring.RunBlocks(ctx, c.handle, c.w.Release)
+	err := c.ring.RunBlocks(ctx, c.handle, c.between)
 	c.packets.Store(c.npkts)
 	c.bytes.Store(c.nbytes)
 	return err

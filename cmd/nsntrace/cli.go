@@ -72,9 +72,14 @@ Everything after PROGRAM belongs to PROGRAM; use -- before a PROGRAM whose name
 starts with a dash. There are no subcommands: "nsntrace help" traces a program
 named help.
 
-Exit status: PROGRAM's own; 128+N when it was killed by signal N; 125 when
-nsntrace itself failed; 126 when PROGRAM cannot be executed; 127 when it was
-not found.`
+Signals: ctrl-c, SIGTERM, SIGHUP, SIGQUIT, SIGABRT (and fault signals sent
+with kill) stop PROGRAM (SIGTERM, SIGKILL 2 seconds later or at a second
+signal), complete the file and exit 128+N. SIGUSR1 prints the counters on
+stderr; SIGUSR2 flushes the file so that readers see the packets so far.
+
+Exit status: PROGRAM's own; 128+N when it was killed by signal N, or when
+signal N stopped the trace; 125 when nsntrace itself failed; 126 when PROGRAM
+cannot be executed; 127 when it was not found.`
 
 const examples = `  sudo nsntrace -o trace.pcapng curl -s http://example.com/
   sudo nsntrace -f 'tcp port 443' -u alice ./mybinary --verbose

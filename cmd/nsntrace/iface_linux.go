@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"os/signal"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -19,7 +17,7 @@ import (
 )
 
 // captureInterface captures an existing interface with the same ring and
-// writer a trace uses, until SIGINT or SIGTERM: the capture engine alone,
+// writer a trace uses, until a stop signal (see stopSignals): the capture engine alone,
 // for `make bench` to compare with tcpdump and netsniff-ng. At the end it
 // prints the counters on stderr as tcpdump does.
 func captureInterface(o *options, stdout, stderr io.Writer) int {
@@ -40,9 +38,8 @@ func captureIface(o *options, rep *reporter, stdout io.Writer) (int, error) {
 	if err != nil {
 		return exitFailure, fmt.Errorf("interface %s: %w", o.iface, err)
 	}
-	sigc := make(chan os.Signal, 4)
-	signal.Notify(sigc, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGPIPE)
-	defer signal.Stop(sigc)
+	sigc, release := catchSignals()
+	defer release()
 
 	live := o.packetBuffered || file.stdout()
 	ring, err := rawcap.Open(ifi.Index, ringConfig(o, prog, live))
@@ -70,7 +67,9 @@ func captureIface(o *options, rep *reporter, stdout io.Writer) (int, error) {
 	for c.failed() != nil {
 		select {
 		case s := <-sigc:
-			if s != unix.SIGPIPE {
+			// A stop signal is how this mode ends, as for tcpdump: not
+			// a failure.
+			if !infoSignal(s, c, file, rep) {
 				c.stop()
 			}
 		case err := <-c.failed():

@@ -45,6 +45,14 @@ func (r *reporter) infof(format string, args ...any) {
 	fmt.Fprintf(r.w, format+"\n", args...)
 }
 
+// printf prints a message asked for (SIGUSR1), even with -q.
+func (r *reporter) printf(format string, args ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.clearLocked()
+	fmt.Fprintf(r.w, "nsntrace: "+format+"\n", args...)
+}
+
 // errorf prints an error, always.
 func (r *reporter) errorf(format string, args ...any) {
 	r.mu.Lock()
@@ -78,7 +86,7 @@ func (r *reporter) startCounter(packets, bytes func() uint64) {
 			case <-t.C:
 			}
 			r.mu.Lock()
-			fmt.Fprintf(r.w, "\r\x1b[K%d packets, %s", packets(), summary.FormatBytes(bytes()))
+			fmt.Fprintf(r.w, "\r\x1b[K%d packets, %s", packets(), formatBytes(bytes()))
 			r.counter = true
 			r.mu.Unlock()
 		}
@@ -96,6 +104,9 @@ func (r *reporter) stopCounter() {
 	r.clearLocked()
 	r.mu.Unlock()
 }
+
+// formatBytes is how nsntrace writes byte counts, the summary's way.
+func formatBytes(n uint64) string { return summary.FormatBytes(n) }
 
 func plural(n uint64, one, many string) string {
 	if n == 1 {

@@ -12,23 +12,29 @@ import (
 	"github.com/nsntrace/nsntrace/child"
 )
 
-// waited is how the program's init ended.
+// waited is how the program's init ended, and the signal that stopped
+// the trace, if one did.
 type waited struct {
-	st  child.Status
-	err error
+	st     child.Status
+	err    error
+	signal os.Signal
 }
 
 // supervise waits for the program (and, with --wait-all, all it started)
 // to end, while it passes the user's stop signals on: the first is
 // SIGTERM with a grace period, a second or the end of the grace period
-// SIGKILL. A capture that fails stops the program the same way.
+// SIGKILL. A capture that fails stops the program the same way. SIGUSR1
+// and SIGUSR2 are answered on the way.
 func (t *tracer) supervise(p *child.Process, c *capture, sigc <-chan os.Signal) waited {
 	waitc := make(chan waited, 1)
 	go func() {
 		st, err := p.Wait()
-		waitc <- waited{st, err}
+		waitc <- waited{st: st, err: err}
 	}()
-	var grace <-chan time.Time
+	var (
+		grace   <-chan time.Time
+		stopSig os.Signal
+	)
 	stop := func(why string) {
 		if grace == nil {
 			t.rep.infof("%s: stopping %s (SIGTERM; ctrl-c again to kill it at once).", why, t.argv[0])
@@ -42,12 +48,16 @@ func (t *tracer) supervise(p *child.Process, c *capture, sigc <-chan os.Signal) 
 	for {
 		select {
 		case r := <-waitc:
+			r.signal = stopSig
 			return r
 		case s := <-sigc:
-			if s == unix.SIGPIPE {
-				continue // the write that caused it returns EPIPE: see failed
+			if infoSignal(s, c, t.file, t.rep) {
+				continue
 			}
-			stop(s.String())
+			if stopSig == nil {
+				stopSig = s
+			}
+			stop(signalName(s))
 		case <-grace:
 			t.rep.infof("%s did not end within %v: killing it.", t.argv[0], gracePeriod)
 			p.Kill()

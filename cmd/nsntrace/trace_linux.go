@@ -10,9 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"golang.org/x/net/bpf"
@@ -118,9 +116,8 @@ func (t *tracer) run() (int, error) {
 	// Catch the stop signals before anything exists, so that nothing is
 	// left behind whenever they come. SIGPIPE: a write to a closed pipe
 	// (-o - whose reader went away) returns EPIPE instead of killing us.
-	sigc := make(chan os.Signal, 8)
-	signal.Notify(sigc, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGPIPE)
-	defer signal.Stop(sigc)
+	sigc, release := catchSignals()
+	defer release()
 
 	sweep(t.rep)
 	s, err := startSession(t)
@@ -146,12 +143,10 @@ func (t *tracer) run() (int, error) {
 	c := &capture{ring: s.ring, w: t.file.w, iface: id, flush: t.live(), programSide: true, sum: newSummarizer()}
 
 	// A stop signal during set-up: nothing has run yet; leave nothing.
-	select {
-	case sig := <-sigc:
-		if sig != unix.SIGPIPE {
-			return 128 + int(sig.(syscall.Signal)), fmt.Errorf("interrupted by %v before the program started", sig)
+	for len(sigc) > 0 {
+		if sig := <-sigc; !isInfoSignal(sig) {
+			return signalStatus(sig), fmt.Errorf("interrupted by %s before the program started", signalName(sig))
 		}
-	default:
 	}
 
 	t.announce(s)
@@ -237,6 +232,13 @@ func (t *tracer) conclude(s *session, c *capture, res waited, relErr error, lost
 		return code, fmt.Errorf("%s: %v", t.argv[0], execErrorText(res.st.ExecError))
 	case capErr != nil && !pipeGone, relErr != nil:
 		code = exitFailure
+	case res.signal != nil:
+		// Ended because nsntrace was told to: its status says so, as a
+		// process killed by that signal would, whatever the program's.
+		if code != signalStatus(res.signal) {
+			t.rep.infof("%s ended with status %d.", t.argv[0], code)
+		}
+		code = signalStatus(res.signal)
 	}
 	if err := c.sum.report(t.o, t.rep, t.stdout, summary.Meta{
 		Command: t.argv, ExitStatus: code, Started: c.started, Ended: time.Now(),
