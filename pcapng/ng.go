@@ -17,6 +17,7 @@ const (
 	blockNRB = 4
 	blockISB = 5
 	blockEPB = 6
+	blockDSB = 0x0a
 
 	byteOrderMagic = 0x1a2b3c4d
 
@@ -485,6 +486,32 @@ func (w *ngWriter) writeNRB() error {
 	b = appendOptHeader(b, nrbRecordEnd, 0)
 	w.nrb = w.nrb[:0]
 	if err := w.endBlock(b, "name resolution"); err != nil {
+		return err
+	}
+	return w.maybeFlush()
+}
+
+// WriteSecrets writes a Decryption Secrets Block. Readers apply the
+// secrets to the packets after it in the file, so it goes before the
+// first packet they decrypt.
+func (w *ngWriter) WriteSecrets(typ SecretsType, data []byte) error {
+	if w.err != nil {
+		return w.err
+	}
+	if len(data) == 0 {
+		return nil
+	}
+	if len(w.nrb) > 0 {
+		if err := w.writeNRB(); err != nil {
+			return err
+		}
+	}
+	b := w.startBlock(blockDSB)
+	b = le.AppendUint32(b, uint32(typ))
+	b = le.AppendUint32(b, uint32(len(data)))
+	b = append(b, data...)
+	b = appendPad(b, len(data))
+	if err := w.endBlock(b, "decryption secrets"); err != nil {
 		return err
 	}
 	return w.maybeFlush()

@@ -132,6 +132,11 @@ func (w *pcapWriter) AddNames(addr netip.Addr, names ...string) error {
 	return w.err
 }
 
+// WriteSecrets fails: classic pcap has no place for secrets.
+func (w *pcapWriter) WriteSecrets(SecretsType, []byte) error {
+	return fmt.Errorf("write decryption secrets: %w", ErrNoSecrets)
+}
+
 // WriteStats does nothing: classic pcap has no statistics.
 func (w *pcapWriter) WriteStats(iface int, s Stats) error {
 	if w.err != nil {

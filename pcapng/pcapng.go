@@ -128,6 +128,17 @@ const (
 	MaxBlockSize = 32 + DefaultSnapLen + 128*1024
 )
 
+// SecretsType is the kind of a Decryption Secrets Block's secrets.
+type SecretsType uint32
+
+// SecretsTLSKeyLog: lines of the NSS key log format (SSLKEYLOGFILE), as TLS
+// libraries write them.
+const SecretsTLSKeyLog SecretsType = 0x544c534b // "TLSK"
+
+// ErrNoSecrets is wrapped by the error of WriteSecrets for a file format
+// that cannot hold secrets (classic pcap).
+var ErrNoSecrets = errors.New("the file format cannot hold decryption secrets")
+
 // ErrTooLong is wrapped by the errors for values that do not fit the file
 // format: an option value longer than MaxOptionLen, a metadata block larger
 // than MaxBlockSize. Such values are refused, never truncated.
@@ -220,6 +231,10 @@ type Writer interface {
 	// AddNames records host names for an address (a Name Resolution
 	// Block record); classic pcap ignores them.
 	AddNames(addr netip.Addr, names ...string) error
+	// WriteSecrets writes decryption secrets (a Decryption Secrets
+	// Block) that readers apply to the packets after them; classic pcap
+	// fails with ErrNoSecrets.
+	WriteSecrets(typ SecretsType, data []byte) error
 	// WriteStats writes the statistics of an interface; classic pcap
 	// ignores them.
 	WriteStats(iface int, s Stats) error

@@ -175,6 +175,11 @@ func (f *rFile) parseBlock(typ uint32, body []byte) error {
 		return nil
 	case blockNRB:
 		return f.parseNames(body)
+	case blockDSB:
+		if len(body) < 8 || int(le.Uint32(body[4:])) > len(body)-8 || len(body)-8 != pad4(int(le.Uint32(body[4:]))) {
+			return errors.New("bad decryption secrets block")
+		}
+		return nil
 	}
 	return fmt.Errorf("unexpected block type %#x", typ)
 }
