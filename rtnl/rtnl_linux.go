@@ -224,7 +224,7 @@ func (l *Link) HostIndex() int { return int(l.index) }
 
 // Setup creates the veth pair of plan with the peer directly in the
 // network namespace childNetNS (an fd), and configures both ends.
-func Setup(p Plan, childNetNS int) (l *Link, err error) {
+func Setup(p Plan, childNetNS int) (_ *Link, err error) {
 	conn, err := rtnetlink.Dial(nil)
 	if err != nil {
 		return nil, fmt.Errorf("dial rtnetlink: %w", err)
@@ -256,7 +256,9 @@ func Setup(p Plan, childNetNS int) (l *Link, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("find veth %s: %w", p.HostIf, err)
 	}
-	l = &Link{conn: conn, index: uint32(ifi.Index), name: p.HostIf}
+	// l, not a named result: an error return sets that to nil before
+	// the deferred delete below reads it.
+	l := &Link{conn: conn, index: uint32(ifi.Index), name: p.HostIf}
 	defer func() {
 		if err != nil {
 			conn.Link.Delete(l.index) // best effort: the error below says what failed
