@@ -190,7 +190,7 @@ func usedPrefixes(addrs []rtnetlink.AddressMessage, routes []rtnetlink.RouteMess
 // lock takes an exclusive flock(2) on LockPath.
 func lock() (func(), error) {
 	if err := os.MkdirAll("/run/nsntrace", 0o755); err != nil {
-		return nil, fmt.Errorf("create lock directory: %w", err)
+		return nil, fmt.Errorf("create lock directory (nsntrace needs a writable /run): %w", err)
 	}
 	f, err := os.OpenFile(LockPath, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {

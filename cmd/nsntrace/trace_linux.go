@@ -109,7 +109,18 @@ func prepare(o *options, rep *reporter) (*tracer, error) {
 		}
 		t.hostDNS = dnsrelay.ParseResolvConf(b)
 	}
+	if o.publicDNS && !hasResolvConf() {
+		return nil, failf(exitFailure, "--use-public-dns covers /etc/resolv.conf, and this host has none (create an empty one)")
+	}
 	return t, nil
+}
+
+// hasResolvConf reports whether the host has an /etc/resolv.conf (a
+// dangling link counts) that the program's own can cover. A minimal image
+// may have none, and making one would write to the host's /etc.
+func hasResolvConf() bool {
+	_, err := os.Lstat("/etc/resolv.conf")
+	return !errors.Is(err, fs.ErrNotExist)
 }
 
 // undo collects teardown steps, run in reverse.
@@ -177,6 +188,8 @@ func (t *tracer) run() (code int, err error) {
 	case o.publicDNS:
 		ccfg.ResolvConf = dnsrelay.ChildResolvConf(t.hostDNS, "public resolvers (--use-public-dns)", dnsrelay.PublicResolvers...)
 		dnsNote = "DNS: public resolvers (--use-public-dns)."
+	case !hasResolvConf():
+		dnsNote = "DNS: the host has no /etc/resolv.conf, so the program has none either."
 	case t.hostDNS.NeedsRelay():
 		relayTo = t.hostDNS.Upstreams()
 		ccfg.ResolvConf = dnsrelay.ChildResolvConf(t.hostDNS,
