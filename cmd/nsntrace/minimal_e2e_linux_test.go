@@ -3,7 +3,6 @@
 package main
 
 import (
-	"debug/elf"
 	"fmt"
 	"os"
 	"os/exec"
@@ -27,24 +26,6 @@ type minimalImage struct {
 	ro         bool
 	noRun      bool
 	tmpSize    string
-}
-
-// staticBusybox returns Debian busybox-static's binary, failing or
-// skipping (see testbed.SkipOrFail) when it is missing or dynamic.
-func staticBusybox(t *testing.T) string {
-	t.Helper()
-	p := testbed.RequireTool(t, "busybox")
-	f, err := elf.Open(p)
-	if err != nil {
-		t.Fatalf("read %s: %v", p, err)
-	}
-	defer f.Close()
-	for _, pr := range f.Progs {
-		if pr.Type == elf.PT_INTERP {
-			testbed.SkipOrFail(t, "%s is linked dynamically: the test needs busybox-static (see .ci/run)", p)
-		}
-	}
-	return p
 }
 
 // build creates the image under dir.
@@ -136,7 +117,7 @@ const passwdRoot = "root:x:0:0:root:/root:/bin/sh\n"
 // way).
 func TestMinimalImage(t *testing.T) {
 	e := newE2E(t, nil)
-	busybox := staticBusybox(t)
+	busybox := testbed.StaticBusybox(t)
 	testbed.RequireTool(t, "unshare")
 	url := fmt.Sprintf("http://%s:%d/", testbed.ServerAddr, testbed.HTTPPort)
 
