@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/nsntrace/nsntrace/child"
+	"github.com/nsntrace/nsntrace/nft"
 	"github.com/nsntrace/nsntrace/rawcap/filter"
 )
 
@@ -17,6 +18,9 @@ func main() {
 	// A re-executed child becomes the traced program's init here and
 	// never returns.
 	child.MaybeRun()
+	// A re-executed table reaper (kernels without owned nft tables)
+	// waits for this run to end here and never returns.
+	nft.MaybeReap()
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

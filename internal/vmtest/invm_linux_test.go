@@ -33,11 +33,14 @@ var (
 )
 
 const (
-	httpPort  = 8080
-	httpBody  = "hello from upstream in the VM\n"
-	uplinkH   = "uplink0"
-	fileBegin = "VMTEST-FILE "
-	fileEnd   = "VMTEST-END"
+	// cmdlineRefuse on the kernel command line says that the kernel
+	// cannot trace (its configuration lacks NAT).
+	cmdlineRefuse = "vmtest.refuse"
+	httpPort      = 8080
+	httpBody      = "hello from upstream in the VM\n"
+	uplinkH       = "uplink0"
+	fileBegin     = "VMTEST-FILE "
+	fileEnd       = "VMTEST-END"
 )
 
 // internet is H and U joined by a veth, with an HTTP server in U.
@@ -245,6 +248,29 @@ func TestInVM(t *testing.T) {
 	}
 	in := newInternet(t)
 	url := in.url()
+
+	cmdline, err := os.ReadFile("/proc/cmdline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(cmdline), cmdlineRefuse) {
+		// The kernel's configuration lacks NAT (TestVM read it): one
+		// sentence, exit 125, nothing left.
+		t.Run("refuse", func(t *testing.T) {
+			code, _, stderr := in.run(t, in.nsntrace("-o", "/tmp/refused.pcapng", "wget", "-q", "-O", "-", url))
+			if code != 125 || !strings.Contains(stderr, "the kernel lacks") || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
+				t.Errorf("want exit 125 and one line naming what the kernel lacks")
+			}
+			left, err := in.leftovers("")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(left) > 0 {
+				t.Errorf("left behind: %s", strings.Join(left, "; "))
+			}
+		})
+		return
+	}
 
 	t.Run("wget", func(t *testing.T) {
 		code, stdout, _ := in.run(t, in.nsntrace("-o", "/tmp/wget.pcapng", "wget", "-q", "-O", "-", url))
