@@ -6,7 +6,7 @@ MANDIR   ?= $(PREFIX)/share/man
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build cross docs test test-cpus vet bench install clean
+.PHONY: all build cross docs test test-cpus vmtest vet bench install clean
 
 all: build
 
@@ -44,6 +44,15 @@ test: vet build
 	NSNTRACE_BIN=$(CURDIR)/bin/nsntrace $(GO) test -count=1 -timeout 20m ./...
 	$(GO) test -count=1 -tags gendocs -run TestGenDocs ./cmd/nsntrace
 	$(MAKE) test-cpus
+	$(MAKE) vmtest
+
+# nsntrace on other kernels: qemu-system-x86_64 (TCG; NSNTRACE_VM_ACCEL=kvm
+# to ask for KVM) boots each bzImage-* of $$NSNTRACE_VM_KERNELS with an
+# initramfs of busybox-static, bin/nsntrace and internal/vmtest's test
+# binary, at most 3 minutes each (see internal/vmtest). Without kernels it
+# says so and passes, unless NSNTRACE_REQUIRE_PRIVILEGED=1.
+vmtest: build
+	NSNTRACE_BIN=$(CURDIR)/bin/nsntrace NSNTRACE_VMTEST=1 $(GO) test -count=1 -timeout 30m -v -run '^TestVM$$' ./internal/vmtest
 
 # The tests of the pure packages on 32-bit and big-endian CPUs: each test
 # binary is cross-compiled and run, in its package's directory as go test

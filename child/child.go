@@ -3,6 +3,7 @@ package child
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"os"
 	"os/user"
@@ -109,6 +110,11 @@ func LookupUser(nameOrUID string) (*User, error) {
 		return nil, fmt.Errorf("look up user %q: gid %q: %w", nameOrUID, u.Gid, err)
 	}
 	ids, err := u.GroupIds()
+	if errors.Is(err, fs.ErrNotExist) {
+		// No /etc/group (a minimal image): no supplementary groups,
+		// as for initgroups(3) with an empty group database.
+		ids, err = nil, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("look up groups of user %q: %w", nameOrUID, err)
 	}

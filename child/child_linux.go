@@ -58,7 +58,7 @@ type Process struct {
 //
 // The caller must end a started Process with Wait or Close; Close kills it
 // if it still runs.
-func Start(cfg *Config) (p *Process, err error) {
+func Start(cfg *Config) (_ *Process, err error) {
 	if cfg == nil {
 		return nil, errors.New("start child: no config")
 	}
@@ -105,7 +105,9 @@ func Start(cfg *Config) (p *Process, err error) {
 	if stderr == nil {
 		stderr = os.Stderr
 	}
-	p = &Process{
+	// p, not a named result: an error return sets that to nil while the
+	// goroutine below and the deferred clean-ups still use it.
+	p := &Process{
 		path:     cfg.Path,
 		conn:     conn,
 		enc:      json.NewEncoder(conn),

@@ -434,8 +434,8 @@ func cloexecFrom(from int) error {
 // failed step for the error message.
 func setupMounts(resolvConf []byte) (string, error) {
 	// Nothing we mount may propagate back to the host's namespace.
-	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
-		return "make mounts private", os.NewSyscallError("mount", err)
+	if err := makeMountsPrivate(); err != nil {
+		return "make mounts private", err
 	}
 	if resolvConf != nil {
 		if err := coverResolvConf(resolvConf); err != nil {
@@ -446,6 +446,89 @@ func setupMounts(resolvConf []byte) (string, error) {
 		return "mount /proc", err
 	}
 	return "", nil
+}
+
+// makeMountsPrivate makes every mount of our new mount namespace private,
+// so that nothing mounted here reaches the host's namespace.
+//
+// In a chroot whose root directory is not itself a mount point (a root
+// file system unpacked into a directory), mount(2) refuses to change the
+// propagation of "/" (EINVAL: fs/namespace.c do_change_type wants the root
+// of a mount), and the mount that holds our root is not even visible in
+// /proc/self/mountinfo. Then the init, which owns this mount namespace,
+// climbs to the namespace's root for a moment, as chroot(2) allows a
+// process whose working directory lies outside its root, makes the whole
+// tree private from there and returns to its root and working directory.
+// This changes only our namespace's copies of the mounts.
+func makeMountsPrivate() error {
+	err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, "")
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, unix.EINVAL) {
+		return os.NewSyscallError("mount", err)
+	}
+	return fromNamespaceRoot(func() error {
+		return os.NewSyscallError("mount", unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""))
+	})
+}
+
+// fromNamespaceRoot runs fn with the mount namespace's root as our root and
+// working directory, then restores both. If they cannot be restored, the
+// init must not go on: the error says so, and it exits.
+func fromNamespaceRoot(fn func() error) error {
+	root, err := unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &os.PathError{Op: "open", Path: "/", Err: err}
+	}
+	defer unix.Close(root)
+	cwd, err := unix.Open(".", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &os.PathError{Op: "open", Path: ".", Err: err}
+	}
+	defer unix.Close(cwd)
+
+	// A root below the old one puts the old one outside it; from there
+	// ".." leads up to the top of the namespace's mount tree, where ".."
+	// is "." again (fs/namei.c follow_dotdot).
+	if err := unix.Chroot("/proc"); err != nil {
+		return os.NewSyscallError("chroot", err)
+	}
+	if err := unix.Fchdir(root); err != nil {
+		return os.NewSyscallError("fchdir", err)
+	}
+	for i := 0; ; i++ {
+		var dot, dotdot unix.Stat_t
+		if err := unix.Stat(".", &dot); err != nil {
+			return os.NewSyscallError("stat", err)
+		}
+		if err := unix.Stat("..", &dotdot); err != nil {
+			return os.NewSyscallError("stat", err)
+		}
+		if dot.Dev == dotdot.Dev && dot.Ino == dotdot.Ino {
+			break
+		}
+		if i == 4096 {
+			return errors.New("find the mount namespace's root: too deep")
+		}
+		if err := unix.Chdir(".."); err != nil {
+			return os.NewSyscallError("chdir", err)
+		}
+	}
+	if err := unix.Chroot("."); err != nil {
+		return os.NewSyscallError("chroot", err)
+	}
+	ferr := fn()
+	if err := unix.Fchdir(root); err != nil {
+		return fmt.Errorf("return to our root: %w", os.NewSyscallError("fchdir", err))
+	}
+	if err := unix.Chroot("."); err != nil {
+		return fmt.Errorf("return to our root: %w", os.NewSyscallError("chroot", err))
+	}
+	if err := unix.Fchdir(cwd); err != nil {
+		return fmt.Errorf("return to our working directory: %w", os.NewSyscallError("fchdir", err))
+	}
+	return ferr
 }
 
 func mountProc() error {

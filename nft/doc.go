@@ -17,7 +17,11 @@
 // Everything lives in one table of family inet per run, created with
 // NFT_TABLE_F_OWNER on a netlink socket the Table keeps open for the run.
 // The kernel (>= 5.12) deletes an owned table when its socket closes, so the
-// table goes away with the process even after SIGKILL. google/nftables
+// table goes away with the process even after SIGKILL. Install probes the
+// kernel first: without the owner flag, the table is created without it
+// and a reaper (the binary re-executed, see MaybeReap) holding a pipe from
+// the run deletes it when the pipe closes; without nat chains in inet
+// tables (before 5.2), the run gets an ip and an ip6 table instead. google/nftables
 // v0.3.0 ignores Table.Flags, so the table, its chains and rules are sent in
 // a batch built here on an mdlayher/netlink socket, with rule expressions
 // marshalled by google/nftables/expr.

@@ -21,7 +21,10 @@ const nftTableFOwner = 0x2
 
 // Table is one run's installed firewall state. Close removes it.
 type Table struct {
-	conn    *netlink.Conn // owns the table: closing it deletes the table
+	conn    *netlink.Conn // owns the table(s) where the kernel has the owner flag
+	feat    features
+	tables  []tableRef // one inet table, or ip and ip6 tables before 5.2
+	reaper  *reaper    // deletes the tables if we die, where there is no owner flag
 	name    string
 	veth    string
 	uplink  string
@@ -61,13 +64,34 @@ func Install(s Spec) (_ *Table, err error) {
 			t.Close() // best effort: the install error is what to report
 		}
 	}()
-	msgs, err := tableBatch(s.Table, chains)
+	t.feat, err = probe(conn, s.Table)
 	if err != nil {
 		return nil, err
 	}
+	var msgs []netlink.Message
+	for _, fam := range t.feat.families(s.Subnet6.IsValid()) {
+		fc, err := s.familyChains(fam, chains)
+		if err != nil {
+			return nil, err
+		}
+		m, err := tableBatch(fam, s.Table, t.feat.owner, fc)
+		if err != nil {
+			return nil, err
+		}
+		msgs = append(msgs, m...)
+		t.tables = append(t.tables, tableRef{fam, s.Table})
+	}
+	if !t.feat.owner {
+		// Before the tables exist: a kill -9 right after creating them
+		// must find the reaper already waiting.
+		if t.reaper, err = startReaper(t.tables); err != nil {
+			return nil, err
+		}
+	}
 	if err := send(conn, msgs); err != nil {
 		if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOENT) {
-			return nil, fmt.Errorf("install nftables table %s: the kernel lacks nf_tables NAT support (masquerade): %w", s.Table, err)
+			return nil, fmt.Errorf("install nftables table %s: %w", s.Table, &MissingError{
+				Feature: "nf_tables masquerade", Config: "CONFIG_NFT_MASQ; before Linux 5.1 also CONFIG_NFT_MASQ_IPV4 and CONFIG_NFT_MASQ_IPV6", Err: err})
 		}
 		return nil, fmt.Errorf("install nftables table %s: %w", s.Table, err)
 	}
@@ -81,9 +105,9 @@ func Install(s Spec) (_ *Table, err error) {
 	return t, nil
 }
 
-// tableBatch builds NEWTABLE (owned), NEWCHAIN and NEWRULE messages.
-func tableBatch(name string, chains []ChainSpec) ([]netlink.Message, error) {
-	const fam = unix.NFPROTO_INET
+// tableBatch builds NEWTABLE (owned if owner), NEWCHAIN and NEWRULE
+// messages for a table of family fam (NFPROTO_*).
+func tableBatch(fam byte, name string, owner bool, chains []ChainSpec) ([]netlink.Message, error) {
 	var msgs []netlink.Message
 	add := func(typ int, attrs []netlink.Attribute) error {
 		b, err := netlink.MarshalAttributes(attrs)
@@ -107,10 +131,11 @@ func tableBatch(name string, chains []ChainSpec) ([]netlink.Message, error) {
 		return nil
 	}
 	be32 := func(v uint32) []byte { return binary.BigEndian.AppendUint32(nil, v) }
-	if err := add(unix.NFT_MSG_NEWTABLE, []netlink.Attribute{
-		{Type: unix.NFTA_TABLE_NAME, Data: cstr(name)},
-		{Type: unix.NFTA_TABLE_FLAGS, Data: be32(nftTableFOwner)},
-	}); err != nil {
+	table := []netlink.Attribute{{Type: unix.NFTA_TABLE_NAME, Data: cstr(name)}}
+	if owner {
+		table = append(table, netlink.Attribute{Type: unix.NFTA_TABLE_FLAGS, Data: be32(nftTableFOwner)})
+	}
+	if err := add(unix.NFT_MSG_NEWTABLE, table); err != nil {
 		return nil, err
 	}
 	for _, c := range chains {
@@ -287,9 +312,19 @@ func (t *Table) Close() error {
 				errs = append(errs, err)
 			}
 		}
-		// Closing the owner socket makes the kernel delete the table.
+		if !t.feat.owner {
+			if err := deleteTables(t.conn, t.tables); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		// Closing the owner socket makes the kernel delete owned tables.
 		if err := t.conn.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close nftables socket: %w", err))
+		}
+		if t.reaper != nil {
+			if err := t.reaper.stop(); err != nil {
+				errs = append(errs, err)
+			}
 		}
 		if t.fwd != nil {
 			if err := t.fwd.release(); err != nil {
@@ -303,10 +338,12 @@ func (t *Table) Close() error {
 
 // Sweep removes what crashed runs left behind: rules tagged with the pid of
 // a process that no longer exists, forwarding records of such processes
-// (restoring the original setting when no run is left), and forwarding
-// records of namespaces that no longer exist. It returns one sentence for
-// each thing it removed or restored. Owned tables need no sweep: the
-// kernel deletes them with their socket.
+// (restoring the original setting when no run is left), forwarding
+// records of namespaces that no longer exist, and, on kernels without the
+// owner flag, tables of dead runs that their reaper did not get to (it
+// was killed too). It returns one sentence for each thing it removed or
+// restored. Owned tables need no sweep: the kernel deletes them with their
+// socket.
 func Sweep() ([]string, error) {
 	var done []string
 	n, err := removeTagged(func(tag []byte) bool {
@@ -316,8 +353,10 @@ func Sweep() ([]string, error) {
 	if n > 0 {
 		done = append(done, fmt.Sprintf("removed %d forward accept rules of crashed runs from other tables", n))
 	}
+	tables, terr := sweepTables()
+	done = append(done, tables...)
 	fw, ferr := sweepForwarding()
-	return append(done, fw...), errors.Join(err, ferr)
+	return append(done, fw...), errors.Join(err, terr, ferr)
 }
 
 func alive(pid int) bool {

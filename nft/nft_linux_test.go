@@ -21,9 +21,17 @@ import (
 
 const envHold = "NSNTRACE_NFT_TEST_HOLD"
 
+// envOld makes Install take the path of kernels before 5.2 (no owner
+// flag, no nat in inet tables) in a hold helper.
+const envOld = "NSNTRACE_NFT_TEST_OLD"
+
 // TestMain doubles as a helper process that installs a table inside the
 // namespace named by $NSNTRACE_NFT_TEST_HOLD and waits to be killed.
 func TestMain(m *testing.M) {
+	MaybeReap()
+	if os.Getenv(envOld) == "1" {
+		forceFeatures = &features{}
+	}
 	if ns := os.Getenv(envHold); ns != "" {
 		h := &testbed.NS{Name: ns}
 		err := h.Do(func() error {
@@ -248,10 +256,10 @@ func TestIPForwardRestored(t *testing.T) {
 
 // hold starts a helper process that installs a table in ns and holds it
 // until killed; the caller kills it.
-func hold(t *testing.T, ns *testbed.NS) *exec.Cmd {
+func hold(t *testing.T, ns *testbed.NS, env ...string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), envHold+"="+ns.Name)
+	cmd.Env = append(append(os.Environ(), envHold+"="+ns.Name), env...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -289,6 +297,79 @@ func TestTableGoneAfterSIGKILL(t *testing.T) {
 	}
 	// Sweep restores what the killed run changed and finds nothing else.
 	sweep(t, in.H)
+}
+
+// TestOldKernelTableGoneAfterSIGKILL: without the owner flag (before
+// 5.12) the reaper deletes the table of a run killed with SIGKILL, within
+// 3 s, and Sweep then has nothing to do.
+func TestOldKernelTableGoneAfterSIGKILL(t *testing.T) {
+	in := testbed.NewInternet(t, nil)
+	cmd := hold(t, in.H, envOld+"=1")
+	tables := in.H.Run(t, "nft", "list", "tables")
+	if !strings.Contains(tables, "table ip nsntrace_hold") {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("helper's ip table missing: %s", tables)
+	}
+	if list := in.H.Run(t, "nft", "list", "table", "ip", "nsntrace_hold"); strings.Contains(list, "owner") {
+		t.Errorf("table flagged owner on the old path:\n%s", list)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		tables := in.H.Run(t, "nft", "list", "tables")
+		if !strings.Contains(tables, "nsntrace_hold") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("table still there 3 s after SIGKILL of its run: %s", tables)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if did := sweep(t, in.H); len(did) > 0 {
+		t.Errorf("Sweep after the reaper: %q", did)
+	}
+}
+
+// TestOldKernelMasquerade: on the path of kernels before 5.2, the run gets
+// ip and ip6 tables without the owner flag that masquerade both families,
+// and Close removes them and ends the reaper.
+func TestOldKernelMasquerade(t *testing.T) {
+	forceFeatures = &features{}
+	t.Cleanup(func() { forceFeatures = nil })
+	in := testbed.NewInternet(t, nil)
+	c, p, tb := run(t, in)
+	if got := fetch(t, c, "http://198.51.100.80:8080/v4"); got != testbed.HTTPBody {
+		t.Fatalf("curl = %q", got)
+	}
+	if got := fetch(t, c, "http://[fd77:80::80]:8080/v6"); got != testbed.HTTPBody {
+		t.Fatalf("curl v6 = %q", got)
+	}
+	for fam, want := range map[string]string{
+		"ip":  fmt.Sprintf(`ip saddr %s oifname "uplink0" masquerade`, p.HostAddr.Masked()),
+		"ip6": fmt.Sprintf(`ip6 saddr %s oifname "uplink0" masquerade`, p.HostAddr6.Masked()),
+	} {
+		list := in.H.Run(t, "nft", "list", "table", fam, tb.Name())
+		for _, w := range []string{want, fmt.Sprintf(`iifname "%s" drop`, p.HostIf)} {
+			if !strings.Contains(list, w) {
+				t.Errorf("nft list table %s lacks %q:\n%s", fam, w, list)
+			}
+		}
+		if strings.Contains(list, "owner") {
+			t.Errorf("table %s flagged owner on the old path:\n%s", fam, list)
+		}
+	}
+	reaper := tb.reaper.cmd.Process.Pid
+	if err := in.H.Do(tb.Close); err != nil {
+		t.Fatal(err)
+	}
+	if tables := in.H.Run(t, "nft", "list", "tables"); strings.Contains(tables, tb.Name()) {
+		t.Fatalf("tables left after Close: %s", tables)
+	}
+	if err := unix.Kill(reaper, 0); err == nil {
+		t.Errorf("reaper %d still runs after Close", reaper)
+	}
 }
 
 func mustPrefix(s string) netip.Prefix { return netip.MustParsePrefix(s) }

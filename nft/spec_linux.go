@@ -40,6 +40,34 @@ func (s Spec) Chains() ([]ChainSpec, error) {
 	}, nil
 }
 
+// familyChains returns the chains of the run's table of family fam: all of
+// chains for inet; for ip and ip6 (kernels before 5.2, which have no nat
+// chains in inet tables), the forward chain and the masquerade of that
+// family's subnet only.
+func (s Spec) familyChains(fam byte, chains []ChainSpec) ([]ChainSpec, error) {
+	var sub netip.Prefix
+	switch fam {
+	case unix.NFPROTO_INET:
+		return chains, nil
+	case unix.NFPROTO_IPV4:
+		sub = s.Subnet
+	case unix.NFPROTO_IPV6:
+		sub = s.Subnet6
+	default:
+		return nil, fmt.Errorf("table family %d", fam)
+	}
+	out := make([]ChainSpec, len(chains))
+	copy(out, chains)
+	for i, c := range out {
+		if c.Type == "nat" {
+			// The table's family already says which protocol it is:
+			// no meta nfproto match (which also confuses nft list).
+			out[i].Rules = [][]expr.Any{masquerade(sub, s.Uplink)[2:]}
+		}
+	}
+	return out, nil
+}
+
 // forwardRules let through the forward path only what the program's
 // namespace started, and only to and from the uplink:
 //
@@ -111,6 +139,8 @@ func masquerade(sub netip.Prefix, uplink string) []expr.Any {
 	for i := 0; i < sub.Bits(); i++ {
 		mask[i/8] |= 0x80 >> (i % 8)
 	}
+	// The first two expressions match the protocol (inet tables only;
+	// familyChains drops them).
 	r := []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},

@@ -192,7 +192,7 @@ func usedPrefixes(addrs []rtnetlink.AddressMessage, routes []rtnetlink.RouteMess
 // lock takes an exclusive flock(2) on lockPath.
 func lock() (func(), error) {
 	if err := os.MkdirAll(rundir.Dir, 0o755); err != nil {
-		return nil, fmt.Errorf("create lock directory: %w", err)
+		return nil, fmt.Errorf("create lock directory (nsntrace needs a writable /run): %w", err)
 	}
 	f, err := os.OpenFile(lockPath, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
@@ -226,7 +226,7 @@ func (l *Link) HostIndex() int { return int(l.index) }
 
 // Setup creates the veth pair of plan with the peer directly in the
 // network namespace childNetNS (an fd), and configures both ends.
-func Setup(p Plan, childNetNS int) (l *Link, err error) {
+func Setup(p Plan, childNetNS int) (_ *Link, err error) {
 	conn, err := rtnetlink.Dial(nil)
 	if err != nil {
 		return nil, fmt.Errorf("dial rtnetlink: %w", err)
@@ -258,7 +258,9 @@ func Setup(p Plan, childNetNS int) (l *Link, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("find veth %s: %w", p.HostIf, err)
 	}
-	l = &Link{conn: conn, index: uint32(ifi.Index), name: p.HostIf}
+	// l, not a named result: an error return sets that to nil before
+	// the deferred delete below reads it.
+	l := &Link{conn: conn, index: uint32(ifi.Index), name: p.HostIf}
 	defer func() {
 		if err != nil {
 			conn.Link.Delete(l.index) // best effort: the error below says what failed

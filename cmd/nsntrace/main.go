@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/nsntrace/nsntrace/child"
+	"github.com/nsntrace/nsntrace/nft"
 	"github.com/nsntrace/nsntrace/rawcap/filter"
 )
 
@@ -18,6 +19,9 @@ func main() {
 	// A re-executed child becomes the traced program's init here and
 	// never returns.
 	child.MaybeRun()
+	// A re-executed table reaper (kernels without owned nft tables)
+	// waits for this run to end here and never returns.
+	nft.MaybeReap()
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

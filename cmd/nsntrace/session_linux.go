@@ -197,6 +197,8 @@ func (t *tracer) childConfig(s *session) (*child.Config, []netip.AddrPort) {
 	case t.o.publicDNS:
 		ccfg.ResolvConf = dnsrelay.ChildResolvConf(t.hostDNS, "public resolvers (--use-public-dns)", dnsrelay.PublicResolvers...)
 		s.dnsNote = "DNS: public resolvers (--use-public-dns)."
+	case !hasResolvConf():
+		s.dnsNote = "DNS: the host has no /etc/resolv.conf, so the program has none either."
 	case t.hostDNS.NeedsRelay():
 		relayTo := t.hostDNS.Upstreams()
 		ccfg.ResolvConf = dnsrelay.ChildResolvConf(t.hostDNS,

@@ -100,7 +100,18 @@ func prepare(o *options, rep *reporter) (*tracer, error) {
 		}
 		t.hostDNS = dnsrelay.ParseResolvConf(b)
 	}
+	if o.publicDNS && !hasResolvConf() {
+		return nil, failf(exitFailure, "--use-public-dns covers /etc/resolv.conf, and this host has none (create an empty one)")
+	}
 	return t, nil
+}
+
+// hasResolvConf reports whether the host has an /etc/resolv.conf (a
+// dangling link counts) that the program's own can cover. A minimal image
+// may have none, and making one would write to the host's /etc.
+func hasResolvConf() bool {
+	_, err := os.Lstat("/etc/resolv.conf")
+	return !errors.Is(err, fs.ErrNotExist)
 }
 
 // live reports whether packets must reach the file at once.

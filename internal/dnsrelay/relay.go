@@ -72,7 +72,7 @@ func ListenAny(addr netip.Addr, cfg *Config) (*Relay, error) {
 	return listen(netip.AddrPortFrom(addr, 0), cfg)
 }
 
-func listen(addr netip.AddrPort, cfg *Config) (r *Relay, err error) {
+func listen(addr netip.AddrPort, cfg *Config) (_ *Relay, err error) {
 	c := Config{}
 	if cfg != nil {
 		c = *cfg
@@ -89,7 +89,9 @@ func listen(addr netip.AddrPort, cfg *Config) (r *Relay, err error) {
 	if c.MaxInflight <= 0 {
 		c.MaxInflight = 256
 	}
-	r = &Relay{cfg: c, sem: make(chan struct{}, c.MaxInflight), open: map[io.Closer]struct{}{}}
+	// r, not a named result: an error return sets that to nil before
+	// the deferred close below reads it.
+	r := &Relay{cfg: c, sem: make(chan struct{}, c.MaxInflight), open: map[io.Closer]struct{}{}}
 	lc := net.ListenConfig{Control: c.bindToDevice}
 	pc, err := lc.ListenPacket(context.Background(), "udp", addr.String())
 	if err != nil {

@@ -291,6 +291,24 @@ func TestListenErrors(t *testing.T) {
 	if _, err := Listen(netip.MustParseAddrPort("127.0.0.1:53"), nil); err == nil || !strings.Contains(err.Error(), "no upstream") {
 		t.Fatalf("Listen without upstreams: %v", err)
 	}
+
+	// The UDP port is free but a TCP listener holds it: Listen must
+	// report that, not panic in its own clean-up. No packet is sent.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	busy := l.Addr().(*net.TCPAddr).AddrPort()
+	cfg := &Config{Upstreams: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:53")}}
+	r, err := Listen(busy, cfg)
+	if err == nil {
+		r.Close()
+		t.Fatalf("Listen on %s, whose TCP port is taken, succeeded", busy)
+	}
+	if !strings.Contains(err.Error(), "/tcp") {
+		t.Fatalf("Listen on a busy TCP port: %v", err)
+	}
 }
 
 // Namespaces of TestRelayOnlyItsClient, passed to its helper process.

@@ -24,6 +24,7 @@
 package testbed
 
 import (
+	"debug/elf"
 	"fmt"
 	"os"
 	"os/exec"
@@ -337,4 +338,23 @@ func (n *NS) WriteResolvConf(t testing.TB, content string) {
 	if err := os.WriteFile(filepath.Join(dir, "resolv.conf"), []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// StaticBusybox returns the path of a statically linked busybox (Debian's
+// busybox-static), for root file systems that hold nothing else. It skips
+// or fails (see SkipOrFail) when busybox is missing or linked dynamically.
+func StaticBusybox(t testing.TB) string {
+	t.Helper()
+	p := RequireTool(t, "busybox")
+	f, err := elf.Open(p)
+	if err != nil {
+		t.Fatalf("read %s: %v", p, err)
+	}
+	defer f.Close()
+	for _, pr := range f.Progs {
+		if pr.Type == elf.PT_INTERP {
+			SkipOrFail(t, "%s is linked dynamically: the test needs busybox-static (see .ci/run)", p)
+		}
+	}
+	return p
 }
