@@ -41,6 +41,12 @@ type Config struct {
 	// symbolic link at /etc/resolv.conf is covered itself, not its target,
 	// so that the target is left alone and a dangling link works too.
 	ResolvConf []byte
+	// KeyLog, if not empty, is the absolute path of a FIFO made for the
+	// program's TLS key log (SSLKEYLOGFILE): its directory is covered by a
+	// private tmpfs in the child's mount namespace holding only the FIFO,
+	// which everyone may write and only root read. Process.KeyLog opens
+	// it from outside.
+	KeyLog string
 	// WaitAll keeps the child until every process of the program's PID
 	// namespace is gone, daemons it left running included. Otherwise,
 	// when the program itself ends, what it left running gets SIGTERM,
@@ -226,6 +232,7 @@ type message struct {
 	Env        []string `json:"env,omitempty"`
 	User       *User    `json:"user,omitempty"`
 	ResolvConf []byte   `json:"resolv_conf,omitempty"`
+	KeyLog     string   `json:"key_log,omitempty"`
 	WaitAll    bool     `json:"wait_all,omitempty"`
 	GraceMS    int64    `json:"grace_ms,omitempty"`
 

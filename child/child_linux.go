@@ -177,6 +177,7 @@ func Start(cfg *Config) (_ *Process, err error) {
 		Env:        programEnv(cfg.Env, cfg.User),
 		User:       cfg.User,
 		ResolvConf: cfg.ResolvConf,
+		KeyLog:     cfg.KeyLog,
 		WaitAll:    cfg.WaitAll,
 		GraceMS:    grace.Milliseconds(),
 	}); err != nil {
@@ -259,6 +260,18 @@ func (p *Process) NetNS() (*os.File, error) {
 		return nil, fmt.Errorf("child network namespace: %w", os.ErrClosed)
 	}
 	return p.netns, nil
+}
+
+// KeyLog opens the FIFO of Config.KeyLog, through the child's root
+// (/proc/PID/root), for reading without blocking. It is opened for
+// writing too, so that it never reads end-of-file when the program's
+// writers close it. The caller owns the file.
+func (p *Process) KeyLog(path string) (*os.File, error) {
+	f, err := os.OpenFile(fmt.Sprintf("/proc/%d/root%s", p.Pid(), path), os.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open the TLS key log: %w", err)
+	}
+	return f, nil
 }
 
 // Release lets the child exec the program, and returns once the program

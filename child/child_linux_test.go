@@ -1116,3 +1116,50 @@ func BenchmarkRun(b *testing.B) {
 		p.Close()
 	}
 }
+
+// TestKeyLog: a program running as nobody appends to the key log FIFO, as
+// a TLS library does with SSLKEYLOGFILE (twice, as two processes would),
+// and the parent reads every line from outside; the FIFO and its tmpfs
+// exist only in the child's mount namespace.
+func TestKeyLog(t *testing.T) {
+	testbed.RequirePrivileged(t)
+	u, err := child.LookupUser("nobody")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	// nobody must reach it, as it reaches /run/nsntrace.
+	for _, d := range []string{dir, filepath.Dir(dir)} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := filepath.Join(dir, "keys")
+	cfg := &child.Config{
+		Path:   lookPath(t, "sh"),
+		Args:   []string{"sh", "-c", `echo "CLIENT_RANDOM aa bb" >>"$F" && echo "CLIENT_RANDOM cc dd" >>"$F"`},
+		Env:    []string{"F=" + path, "PATH=/usr/bin:/bin"},
+		User:   u,
+		KeyLog: path,
+	}
+	p, wait := start(t, cfg)
+	f, err := p.KeyLog(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := p.Release(); err != nil {
+		t.Fatalf("Release: %v", err)
+	}
+	if r := wait(); r.status.ExitCode() != 0 {
+		t.Fatalf("program: %v, stderr %s", r.status, r.stderr)
+	}
+	b := make([]byte, 4096)
+	n, err := f.Read(b)
+	if want := "CLIENT_RANDOM aa bb\nCLIENT_RANDOM cc dd\n"; err != nil || string(b[:n]) != want {
+		t.Errorf("read %q, %v; want %q", b[:n], err, want)
+	}
+	if ents, err := os.ReadDir(dir); err != nil || len(ents) != 0 {
+		t.Errorf("the host's %s holds %v (%v): the FIFO or its mount leaked", dir, ents, err)
+	}
+}

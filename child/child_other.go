@@ -42,3 +42,6 @@ func (p *Process) Wait() (Status, error) { return Status{}, errNotImplemented }
 
 // Close does nothing.
 func (p *Process) Close() error { return nil }
+
+// KeyLog is not implemented off Linux.
+func (p *Process) KeyLog(string) (*os.File, error) { return nil, errNotImplemented }

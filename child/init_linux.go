@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -92,7 +93,7 @@ func runInit() int {
 	if err := c.dec.Decode(&cfg); err != nil || cfg.Type != msgConfig {
 		return initExitError // the parent is gone or is not ours
 	}
-	if op, err := setupMounts(cfg.ResolvConf); err != nil {
+	if op, err := setupMounts(cfg.ResolvConf, cfg.KeyLog); err != nil {
 		return c.fail(op, err)
 	}
 
@@ -430,9 +431,9 @@ func cloexecFrom(from int) error {
 }
 
 // setupMounts makes the mount namespace private, covers /etc/resolv.conf
-// if asked, and mounts a /proc of the new PID namespace. It returns the
-// failed step for the error message.
-func setupMounts(resolvConf []byte) (string, error) {
+// and makes the key log FIFO if asked, and mounts a /proc of the new PID
+// namespace. It returns the failed step for the error message.
+func setupMounts(resolvConf []byte, keyLog string) (string, error) {
 	// Nothing we mount may propagate back to the host's namespace.
 	if err := makeMountsPrivate(); err != nil {
 		return "make mounts private", err
@@ -442,10 +443,30 @@ func setupMounts(resolvConf []byte) (string, error) {
 			return "cover /etc/resolv.conf", err
 		}
 	}
+	if keyLog != "" {
+		if err := makeKeyLog(keyLog); err != nil {
+			return "make the TLS key log " + keyLog, err
+		}
+	}
 	if err := mountProc(); err != nil {
 		return "mount /proc", err
 	}
 	return "", nil
+}
+
+// makeKeyLog covers the directory of path with a small private tmpfs and
+// makes the FIFO path in it: writable by everyone (the program may run as
+// any user), readable by root only (the parent, through /proc/PID/root).
+func makeKeyLog(path string) error {
+	if err := unix.Mount("tmpfs", filepath.Dir(path), "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC,
+		"mode=0755,size=16k,nr_inodes=4"); err != nil {
+		return fmt.Errorf("mount tmpfs: %w", os.NewSyscallError("mount", err))
+	}
+	if err := unix.Mkfifo(path, 0o600); err != nil {
+		return &os.PathError{Op: "mkfifo", Path: path, Err: err}
+	}
+	// Mkfifo honours the umask; Chmod does not.
+	return os.Chmod(path, 0o622)
 }
 
 // makeMountsPrivate makes every mount of our new mount namespace private,
