@@ -53,6 +53,9 @@ type capture struct {
 
 	// sum, if set, gets every packet for the connection summary.
 	sum *summarizer
+	// keys, if set, puts the program's TLS keys before the packets
+	// they decrypt.
+	keys *keyLog
 
 	// packets and bytes are published for the live counter every 256
 	// packets and when run returns; npkts and nbytes are the capture
@@ -163,6 +166,11 @@ func (c *capture) run(ctx context.Context) error {
 }
 
 func (c *capture) handle(p *rawcap.Packet) error {
+	if c.keys != nil {
+		if err := c.keys.before(p.Timestamp, c.w); err != nil {
+			return err
+		}
+	}
 	c.pkt.Interface = c.iface
 	c.pkt.Timestamp = p.Timestamp
 	c.pkt.Length = p.Length

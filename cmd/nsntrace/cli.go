@@ -54,6 +54,7 @@ type options struct {
 	genDocs        string
 	iface          string
 	waitAll        bool
+	tlsKeys        bool
 
 	// program is PROGRAM and its arguments, untouched.
 	program []string
@@ -125,6 +126,7 @@ func newCommand(o *options) *cobra.Command {
 	f.BoolVar(&o.publicDNS, "use-public-dns", false, "give PROGRAM public resolvers (Quad9, Cloudflare, Google, OpenDNS) instead of the host's")
 	f.IntVarP(&o.snapLen, "snaplen", "s", defaultSnapLen, "capture at most `N` bytes of each packet")
 	f.BoolVarP(&o.packetBuffered, "packet-buffered", "U", false, "write each packet out at once (implied by -o -)")
+	f.BoolVar(&o.tlsKeys, "tls-keys", false, "give PROGRAM an SSLKEYLOGFILE and write the TLS keys it logs into the pcapng file, so that Wireshark decrypts its TLS (the file then holds secrets)")
 	f.BoolVar(&o.waitAll, "wait-all", false, "trace until the last process PROGRAM started is gone (daemons that fork and exit), not only PROGRAM itself")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "print nothing but errors")
 	f.BoolVar(&o.version, "version", false, "print the version and exit")
@@ -269,6 +271,14 @@ func (o *options) check() error {
 	}
 	if o.output == "" {
 		return &usageError{"--output: empty file name"}
+	}
+	if o.tlsKeys {
+		if f, _ := outputFormat(o.output, o.format); f == pcapng.FormatPcap {
+			return &usageError{"--tls-keys needs pcapng: classic pcap has no place for the keys (leave out -F pcap, or name the file .pcapng)"}
+		}
+		if o.set["interface"] {
+			return &usageError{"--tls-keys needs a program to give the key log to, not --interface"}
+		}
 	}
 	if o.set["user"] && o.user == "" {
 		return &usageError{"--user: empty user name; give a name or UID, or leave -u out to run as root"}

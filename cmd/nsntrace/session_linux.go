@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"strings"
 
 	"github.com/nsntrace/nsntrace/child"
 	"github.com/nsntrace/nsntrace/internal/dnsrelay"
@@ -25,6 +26,8 @@ type session struct {
 	p    *child.Process
 	link *rtnl.Link
 	ring *rawcap.Ring
+	// keys is the program's TLS key log FIFO (--tls-keys), or nil.
+	keys *os.File
 	// dnsNote says how the program resolves names, for the start message.
 	dnsNote string
 
@@ -123,6 +126,12 @@ func (s *session) connect(ccfg *child.Config) error {
 	}
 	s.p = p
 	s.do(func() { p.Close() }) // kills a held-back child; frees a waited one
+	if ccfg.KeyLog != "" {
+		if s.keys, err = p.KeyLog(ccfg.KeyLog); err != nil {
+			return err
+		}
+		s.do(func() { s.keys.Close() })
+	}
 	netns, err := p.NetNS()
 	if err != nil {
 		return fmt.Errorf("open the program's network namespace: %w", err)
@@ -192,6 +201,10 @@ func (t *tracer) childConfig(s *session) (*child.Config, []netip.AddrPort) {
 		// Standard output carries the capture; the program's goes to stderr.
 		ccfg.Stdout = os.Stderr
 	}
+	if t.o.tlsKeys {
+		ccfg.KeyLog = keyLogPath
+		ccfg.Env = append(withoutEnv(ccfg.Env, "SSLKEYLOGFILE"), "SSLKEYLOGFILE="+keyLogPath)
+	}
 	gw := s.plan.HostAddr.Addr()
 	switch {
 	case t.o.publicDNS:
@@ -207,4 +220,15 @@ func (t *tracer) childConfig(s *session) (*child.Config, []netip.AddrPort) {
 		return ccfg, relayTo
 	}
 	return ccfg, nil
+}
+
+// withoutEnv returns env without the variable name.
+func withoutEnv(env []string, name string) []string {
+	out := env[:0:0]
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, name+"=") {
+			out = append(out, kv)
+		}
+	}
+	return out
 }

@@ -142,6 +142,9 @@ func (s *summarizer) report(o *options, rep *reporter, stdout io.Writer, m summa
 		for _, line := range strings.Split(strings.TrimRight(b.String(), "\n"), "\n") {
 			rep.infof("%s", line)
 		}
+		if len(o.program) > 0 && !o.tlsKeys && s.names.TLSSeen() {
+			rep.infof("The program spoke TLS: --tls-keys would put its keys into the file, for Wireshark to decrypt it.")
+		}
 		if n := s.skipped; n > 0 {
 			rep.infof("(%s that might have named a remote address not decoded: the decoder fell behind; the capture file has them)", plural(n, "packet", "packets"))
 		}

@@ -152,6 +152,9 @@ func (t *tracer) run() (int, error) {
 		return exitFailure, err
 	}
 	c := &capture{ring: s.ring, w: t.file.w, iface: id, flush: t.live(), programSide: true, sum: newSummarizer()}
+	if s.keys != nil {
+		c.keys = newKeyLog(s.keys)
+	}
 
 	// A stop signal during set-up: nothing has run yet; leave nothing.
 	for len(sigc) > 0 {
@@ -161,6 +164,9 @@ func (t *tracer) run() (int, error) {
 	}
 
 	t.announce(s)
+	if t.o.tlsKeys {
+		t.rep.errorf("warning: %s will hold the keys of the program's TLS connections: whoever can read it can decrypt them", t.file.name())
+	}
 	c.start()
 	t.rep.startCounter(c.packets.Load, c.bytes.Load)
 	relErr := s.p.Release()

@@ -50,6 +50,9 @@ type Names struct {
 	failed  map[Failure]struct{}
 	streams map[flowKey]*dnsStream
 
+	// tlsHellos counts the TLS ClientHellos the program sent.
+	tlsHellos int
+
 	// OnName, if set, is called for every new (address, name) pair.
 	OnName func(netip.Addr, string)
 
@@ -128,6 +131,9 @@ func (n *Names) Decode(data []byte, outbound bool) {
 	case proto == ProtoTCP && (sport == 53 || dport == 53):
 		n.dnsTCP(k, n.tcp.Seq, payload, dport == 53)
 	case proto == ProtoTCP && outbound:
+		if clientHello(payload) {
+			n.tlsHellos++
+		}
 		if name := sni(payload); name != "" {
 			n.addName(k.remoteAddrPort().Addr(), name)
 		} else if name := httpHost(payload); name != "" {
@@ -216,3 +222,7 @@ func (n *Names) dnsTCP(k flowKey, seq uint32, payload []byte, query bool) {
 
 // Names returns the names learned for each remote address.
 func (n *Names) Names() map[netip.Addr][]string { return n.names }
+
+// TLSSeen reports whether the program began a TLS handshake (sent a
+// ClientHello) over TCP.
+func (n *Names) TLSSeen() bool { return n.tlsHellos > 0 }

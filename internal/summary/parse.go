@@ -126,6 +126,12 @@ func (t *Names) fail(name, typ, rcode string) {
 }
 
 // sni returns the server name of a TLS ClientHello at the start of p.
+// clientHello reports whether p begins a TLS handshake record holding a
+// ClientHello.
+func clientHello(p []byte) bool {
+	return len(p) >= 9 && p[0] == 22 && p[1] == 3 && p[5] == 1
+}
+
 func sni(p []byte) string {
 	// TLS record: type 22 (handshake), version, length; handshake type 1.
 	if len(p) < 9 || p[0] != 22 || p[5] != 1 {

@@ -336,9 +336,16 @@ func TestSNI(t *testing.T) {
 	c1.Close()
 	tr := New(nil)
 	f := &feeder{t: t, tr: tr}
+	f.send(pkt{src: local, dst: web, sport: 50000, dport: 80, tcp: &layers.TCP{ACK: true, PSH: true}, payload: []byte("GET / HTTP/1.1\r\n\r\n")}, true)
+	if tr.Names().TLSSeen() {
+		t.Error("TLS seen in plain HTTP")
+	}
 	f.send(pkt{src: local, dst: web, sport: 50000, dport: 443, tcp: &layers.TCP{ACK: true, PSH: true}, payload: hello[:n]}, true)
 	if names := tr.Names().Names()[web]; len(names) != 1 || names[0] != "api.example.test" {
 		t.Fatalf("SNI names = %v", names)
+	}
+	if !tr.Names().TLSSeen() {
+		t.Error("a ClientHello, but no TLS seen")
 	}
 	if sni([]byte{22, 3, 1, 0, 5, 1, 0}) != "" || sni(hello[:n/2]) != "" {
 		t.Fatal("sni of a truncated hello returned a name")

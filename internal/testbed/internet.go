@@ -3,10 +3,17 @@ package testbed
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"net/netip"
@@ -39,6 +46,7 @@ var (
 const (
 	HTTPPort    = 8080 // HTTP/1.1, answers "hello from upstream\n"; /bytes/N answers N bytes
 	EchoPort    = 7    // TCP and UDP echo
+	HTTPSPort   = 443  // the HTTP/1.1 server over TLS 1.3, with a self-signed certificate for www.example.test
 	DNSPort     = 53   // UDP and TCP DNS for the zone in Internet.Zone
 	ClosedPort  = 9    // nothing listens: TCP gets RST
 	HTTPBody    = "hello from upstream\n"
@@ -242,6 +250,22 @@ func (in *Internet) startServers(t testing.TB) {
 		srv.Shutdown(ctx)
 	})
 
+	// The same over TLS: a TLS library's key log must decrypt it.
+	tl, _ := listen(t, in.U, "tcp", fmt.Sprintf(":%d", HTTPSPort))
+	tsrv := &http.Server{
+		Handler:           srv.Handler,
+		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{selfSigned(t)}, MinVersion: tls.VersionTLS13},
+		ReadHeaderTimeout: 10 * time.Second,
+		// HTTP/1.1 only, which tshark shows as http once decrypted.
+		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
+	}
+	go tsrv.ServeTLS(tl, "", "")
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		tsrv.Shutdown(ctx)
+	})
+
 	// TCP echo.
 	el, _ := listen(t, in.U, "tcp", fmt.Sprintf(":%d", EchoPort))
 	go acceptLoop(el, func(c net.Conn) {
@@ -316,6 +340,29 @@ func (in *Internet) startServers(t testing.TB) {
 			}
 		}
 	})
+}
+
+// selfSigned makes a certificate for www.example.test and the server
+// addresses, signed by its own key.
+func selfSigned(t testing.TB) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "www.example.test"},
+		DNSNames:     []string{"www.example.test"},
+		IPAddresses:  []net.IP{ServerAddr.AsSlice(), UpstreamAddr.AsSlice()},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
 
 func acceptLoop(l net.Listener, handle func(net.Conn)) {
