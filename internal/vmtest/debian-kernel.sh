@@ -18,8 +18,9 @@
 #
 # The package is the newest linux-image-6.1.0-N-amd64 apt knows
 # (NSNTRACE_VM_DEBIAN_PKG names another). Prepared once: a second run
-# with the same package does nothing. Exits non-zero, saying why, when the
-# package cannot be had.
+# with the same package does nothing, and without apt the newest kernel
+# prepared before serves. Exits non-zero, saying why, when there is no
+# such kernel.
 set -euo pipefail
 
 ROOTS="veth nf_tables nft_chain_nat nft_masq nft_ct"
@@ -34,6 +35,12 @@ if [ -z "$pkg" ]; then
 		cut -d' ' -f1 | sort -V | tail -n1 || true)
 fi
 if [ -z "$pkg" ]; then
+	# Without apt, a kernel prepared before still serves.
+	old=$(cd "$out" && ls -d modules-6.1.0-*-amd64 2>/dev/null | sort -V | tail -n1 || true)
+	if [ -n "$old" ] && [ -f "$out/$old/load" ] && [ -f "$out/bzImage-${old#modules-}" ]; then
+		echo "debian-kernel: apt knows no linux-image-6.1.0-N-amd64; using bzImage-${old#modules-} prepared before"
+		exit 0
+	fi
 	echo "debian-kernel: apt knows no linux-image-6.1.0-N-amd64 (not Debian 12, or no apt-get update)" >&2
 	exit 1
 fi

@@ -28,6 +28,9 @@ const (
 	// envAccel chooses qemu's accelerator; tcg unless asked (nested KVM
 	// hangs on the development machines).
 	envAccel = "NSNTRACE_VM_ACCEL"
+	// envUnprepared, set by make vmtest, names a kernel that should have
+	// been booted but could not be prepared (Debian's 6.1 without apt).
+	envUnprepared = "NSNTRACE_VM_UNPREPARED"
 	// perKernel is the time a kernel's boot and tests may take under TCG.
 	perKernel = 3 * time.Minute
 )
@@ -74,7 +77,8 @@ func TestVM(t *testing.T) {
 		}
 	}
 	if len(kernels) == 0 {
-		testbed.SkipOrFail(t, "no kernels to boot: %s=%q holds no bzImage-* (CI points it at ../shared/vm/kernels)", envKernels, dir)
+		testbed.SkipOrFail(t, "no kernels to boot: %s=%q holds no bzImage-* (CI points it at ../shared/vm/kernels)%s", envKernels, dir,
+			map[bool]string{true: "; not prepared: " + os.Getenv(envUnprepared)}[os.Getenv(envUnprepared) != ""])
 	}
 	qemu := testbed.RequireTool(t, "qemu-system-x86_64")
 	testbed.RequireTool(t, "cpio")
@@ -107,6 +111,14 @@ func TestVM(t *testing.T) {
 		line := fmt.Sprintf("kernel %s: %s (%s) in %.1f min", name, map[bool]string{true: "PASS", false: "FAIL"}[ok], what, time.Since(start).Minutes())
 		summary = append(summary, line)
 		fmt.Println("vmtest:", line)
+	}
+	if u := os.Getenv(envUnprepared); u != "" {
+		line := "NOT BOOTED: " + u
+		summary = append(summary, line)
+		fmt.Println("vmtest:", line)
+		if testbed.Required() {
+			t.Errorf("%s, and %s=1 requires it", line, testbed.EnvRequirePrivileged)
+		}
 	}
 	t.Logf("vmtest summary:\n%s", strings.Join(summary, "\n"))
 }
