@@ -6,7 +6,7 @@ MANDIR   ?= $(PREFIX)/share/man
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build cross docs test test-cpus vmtest vet bench install clean
+.PHONY: all build cross docs test test-cpus vmtest vm-kernel-debian vet bench install clean
 
 all: build
 
@@ -47,11 +47,24 @@ test: vet build
 	$(MAKE) vmtest
 
 # nsntrace on other kernels: qemu-system-x86_64 (TCG; NSNTRACE_VM_ACCEL=kvm
-# to ask for KVM) boots each bzImage-* of $$NSNTRACE_VM_KERNELS with an
-# initramfs of busybox-static, bin/nsntrace and internal/vmtest's test
-# binary, at most 3 minutes each (see internal/vmtest). Without kernels it
-# says so and passes, unless NSNTRACE_REQUIRE_PRIVILEGED=1.
+# to ask for KVM) boots each bzImage-* of $$NSNTRACE_VM_KERNELS (directories
+# separated by colons) and Debian 12's 6.1 kernel with its modules, laid
+# out by vm-kernel-debian, with an initramfs of busybox-static,
+# bin/nsntrace and internal/vmtest's test binary, at most 3 minutes each
+# (see internal/vmtest). Without kernels it says so and passes, unless
+# NSNTRACE_REQUIRE_PRIVILEGED=1. If the Debian kernel cannot be prepared
+# (no apt, not Debian 12) it says so and boots the others; under
+# NSNTRACE_REQUIRE_PRIVILEGED=1 (CI, which has apt) TestVM then fails.
+VM_KERNEL_CACHE := $(CURDIR)/bin/vm-kernels
+vm-kernel-debian:
+	internal/vmtest/debian-kernel.sh $(VM_KERNEL_CACHE)
+
 vmtest: build
+	@if internal/vmtest/debian-kernel.sh $(VM_KERNEL_CACHE); then deb=$(VM_KERNEL_CACHE); unprep=; else \
+		deb=; unprep="Debian 12's 6.1 kernel (internal/vmtest/debian-kernel.sh failed, see above)"; \
+		echo "vmtest: WARNING: $$unprep: no 6.x kernel will be booted"; fi; \
+	echo "NSNTRACE_VM_KERNELS=$${NSNTRACE_VM_KERNELS}$${deb:+:$$deb}"; \
+	NSNTRACE_VM_KERNELS="$${NSNTRACE_VM_KERNELS}$${deb:+:$$deb}" NSNTRACE_VM_UNPREPARED="$$unprep" \
 	NSNTRACE_BIN=$(CURDIR)/bin/nsntrace NSNTRACE_VMTEST=1 $(GO) test -count=1 -timeout 30m -v -run '^TestVM$$' ./internal/vmtest
 
 # The tests of the pure packages on 32-bit and big-endian CPUs: each test

@@ -2,8 +2,11 @@
 //
 // TestVM, on the host, packs an initramfs holding only busybox-static, the
 // static bin/nsntrace and this package's own test binary (CGO_ENABLED=0),
-// and boots every bzImage-* of $NSNTRACE_VM_KERNELS with
-// qemu-system-x86_64 -accel tcg -nic none. In the VM, TestInVM builds the
+// and boots every bzImage-* of the directories in $NSNTRACE_VM_KERNELS
+// with qemu-system-x86_64 -accel tcg -nic none. A kernel with a
+// modules-VERSION directory beside it (Debian 12's 6.1, laid out by
+// debian-kernel.sh) gets those modules in a second cpio appended to the
+// initramfs, and /init loads them in the order of its load file first. In the VM, TestInVM builds the
 // private internet of shared/TESTBED.md in pure Go (rtnl and
 // golang.org/x/sys/unix: there is no ip or nft), traces busybox wget, runs
 // it as nobody, kills nsntrace with SIGKILL and checks that nothing is

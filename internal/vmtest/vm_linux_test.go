@@ -21,11 +21,16 @@ const (
 	// envVMTest is set by make vmtest: only then does TestVM boot VMs
 	// (go test ./... would boot them a second time).
 	envVMTest = "NSNTRACE_VMTEST"
-	// envKernels names the directory of bzImage-* files to boot.
+	// envKernels names the directories (separated by colons) of the
+	// bzImage-* files to boot. A kernel whose modules are not built in
+	// has them beside it in modules-VERSION/ (see debian-kernel.sh).
 	envKernels = "NSNTRACE_VM_KERNELS"
 	// envAccel chooses qemu's accelerator; tcg unless asked (nested KVM
 	// hangs on the development machines).
 	envAccel = "NSNTRACE_VM_ACCEL"
+	// envUnprepared, set by make vmtest, names a kernel that should have
+	// been booted but could not be prepared (Debian's 6.1 without apt).
+	envUnprepared = "NSNTRACE_VM_UNPREPARED"
 	// perKernel is the time a kernel's boot and tests may take under TCG.
 	perKernel = 3 * time.Minute
 )
@@ -39,6 +44,19 @@ mount -t devtmpfs dev /dev 2>/dev/null || mdev -s
 mount -t tmpfs tmp /tmp
 mount -t tmpfs run /run
 echo "VMTEST-KERNEL $(uname -r)"
+# A kernel that comes with modules: load them in the order of
+# modules/load; a leading ? marks a soft dependency that may not load
+# (crc32c_intel without SSE4.2 under TCG).
+if [ -f /modules/load ]; then
+	n=0
+	while read m; do
+		case $m in
+		'?'*) insmod /modules/${m#?} 2>/dev/null || echo "VMTEST-MODULE-SKIPPED ${m#?}" ;;
+		*) if insmod /modules/$m; then n=$((n+1)); else echo "VMTEST-MODULE-FAILED $m"; fi ;;
+		esac
+	done < /modules/load
+	echo "VMTEST-MODULES $n loaded"
+fi
 PATH=/bin NSNTRACE_IN_VM=1 NSNTRACE_BIN=/bin/nsntrace /vmtest.test -test.v -test.run '^TestInVM$' -test.timeout 150s
 echo "VMTEST-EXIT $?"
 reboot -f
@@ -52,11 +70,15 @@ func TestVM(t *testing.T) {
 	}
 	dir := os.Getenv(envKernels)
 	var kernels []string
-	if dir != "" {
-		kernels, _ = filepath.Glob(filepath.Join(dir, "bzImage-*"))
+	for _, d := range filepath.SplitList(dir) {
+		if d != "" {
+			k, _ := filepath.Glob(filepath.Join(d, "bzImage-*"))
+			kernels = append(kernels, k...)
+		}
 	}
 	if len(kernels) == 0 {
-		testbed.SkipOrFail(t, "no kernels to boot: %s=%q holds no bzImage-* (CI points it at ../shared/vm/kernels)", envKernels, dir)
+		testbed.SkipOrFail(t, "no kernels to boot: %s=%q holds no bzImage-* (CI points it at ../shared/vm/kernels)%s", envKernels, dir,
+			map[bool]string{true: "; not prepared: " + os.Getenv(envUnprepared)}[os.Getenv(envUnprepared) != ""])
 	}
 	qemu := testbed.RequireTool(t, "qemu-system-x86_64")
 	testbed.RequireTool(t, "cpio")
@@ -67,15 +89,36 @@ func TestVM(t *testing.T) {
 	for _, k := range kernels {
 		name := strings.TrimPrefix(filepath.Base(k), "bzImage-")
 		start := time.Now()
-		lacks := lacksNAT(filepath.Join(filepath.Dir(k), "config-"+name), name)
-		ok := t.Run(name, func(t *testing.T) { bootAndJudge(t, qemu, k, initrd, lacks) })
+		mods := filepath.Join(filepath.Dir(k), "modules-"+name)
+		if _, err := os.Stat(filepath.Join(mods, "load")); err != nil {
+			mods = ""
+		}
+		lacks := lacksNAT(filepath.Join(filepath.Dir(k), "config-"+name), name, mods != "")
+		ok := t.Run(name, func(t *testing.T) {
+			rd := initrd
+			if mods != "" {
+				rd = withModules(t, initrd, mods)
+			}
+			bootAndJudge(t, qemu, k, rd, lacks, mods != "")
+		})
 		what := "traces"
+		if mods != "" {
+			what += ", its modules loaded"
+		}
 		if lacks != "" {
 			what = "refuses, its config lacking " + lacks
 		}
 		line := fmt.Sprintf("kernel %s: %s (%s) in %.1f min", name, map[bool]string{true: "PASS", false: "FAIL"}[ok], what, time.Since(start).Minutes())
 		summary = append(summary, line)
 		fmt.Println("vmtest:", line)
+	}
+	if u := os.Getenv(envUnprepared); u != "" {
+		line := "NOT BOOTED: " + u
+		summary = append(summary, line)
+		fmt.Println("vmtest:", line)
+		if testbed.Required() {
+			t.Errorf("%s, and %s=1 requires it", line, testbed.EnvRequirePrivileged)
+		}
 	}
 	t.Logf("vmtest summary:\n%s", strings.Join(summary, "\n"))
 }
@@ -124,6 +167,25 @@ func buildInitramfs(t *testing.T) string {
 	return out
 }
 
+// withModules returns initrd with a second newc archive appended that
+// holds the directory mods as /modules (the kernel unpacks concatenated
+// archives one after the other).
+func withModules(t *testing.T, initrd, mods string) string {
+	t.Helper()
+	tmp := t.TempDir()
+	if err := os.Symlink(mods, filepath.Join(tmp, "modules")); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(tmp, "initramfs.cpio")
+	copyFile(t, initrd, out, 0o644)
+	cmd := exec.Command("sh", "-ec", "find -L modules | LC_ALL=C sort | cpio --quiet -o -L -H newc --owner 0:0 >> "+out)
+	cmd.Dir = tmp
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("cpio of %s: %v\n%s", mods, err, b)
+	}
+	return out
+}
+
 func copyFile(t *testing.T, from, to string, mode os.FileMode) {
 	t.Helper()
 	b, err := os.ReadFile(from)
@@ -145,9 +207,10 @@ func writeFile(t *testing.T, path, content string, mode os.FileMode) {
 
 // lacksNAT reads the kernel's configuration (config-VERSION beside it) and
 // returns the nf_tables NAT options it lacks, or "" (also when there is no
-// configuration: then the kernel must trace). Such a kernel cannot trace;
+// configuration: then the kernel must trace). Options built as modules
+// count when the kernel comes with its modules. Such a kernel cannot trace;
 // nsntrace must say so in one sentence instead, and leave nothing.
-func lacksNAT(config, version string) string {
+func lacksNAT(config, version string, modules bool) string {
 	b, err := os.ReadFile(config)
 	if err != nil {
 		return ""
@@ -161,7 +224,8 @@ func lacksNAT(config, version string) string {
 	}
 	var missing []string
 	for _, o := range need {
-		if !strings.Contains("\n"+string(b), "\n"+o+"=y") {
+		if !strings.Contains("\n"+string(b), "\n"+o+"=y") &&
+			(!modules || !strings.Contains("\n"+string(b), "\n"+o+"=m")) {
 			missing = append(missing, o)
 		}
 	}
@@ -172,7 +236,7 @@ var reSubtest = regexp.MustCompile(`^\s*--- (PASS|FAIL|SKIP): TestInVM/(\S+)`)
 
 // bootAndJudge boots kernel, collects the console and checks TestInVM's
 // report and the capture.
-func bootAndJudge(t *testing.T, qemu, kernel, initrd, lacks string) {
+func bootAndJudge(t *testing.T, qemu, kernel, initrd, lacks string, modules bool) {
 	accel := os.Getenv(envAccel)
 	if accel == "" {
 		accel = "tcg"
@@ -193,6 +257,12 @@ func bootAndJudge(t *testing.T, qemu, kernel, initrd, lacks string) {
 	}
 	if err != nil {
 		t.Fatalf("qemu: %v", err)
+	}
+
+	if modules {
+		if strings.Contains(console, "VMTEST-MODULE-FAILED") || !strings.Contains(console, "VMTEST-MODULES ") {
+			t.Errorf("the VM did not load the kernel's modules (see VMTEST-MODULE lines above)")
+		}
 	}
 
 	results := map[string]string{}
