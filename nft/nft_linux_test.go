@@ -396,10 +396,12 @@ func namespaceWithInode(t *testing.T, ino uint64) *testbed.NS {
 		if netnsInode(t, ns) == ino {
 			return ns
 		}
-		if time.Now().After(deadline) || i > 200 {
+		if time.Now().After(deadline) || i > 600 {
 			t.Fatalf("no new namespace got inode %d again after %d tries", ino, i+1)
 		}
-		time.Sleep(10 * time.Millisecond)
+		// Other packages' tests make namespaces at the same time, and one
+		// of them may hold ino for a while: wait for it to free it.
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
