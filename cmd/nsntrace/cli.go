@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -54,6 +55,15 @@ type options struct {
 	genDocs        string
 	iface          string
 	waitAll        bool
+	fileSize       string        // -C, as given
+	rotateSeconds  int           // -G
+	fileCount      int           // -W
+	count          int           // -c
+	duration       time.Duration // --duration
+	owner          string        // -Z
+
+	// rot is -C, -G and -W, checked.
+	rot rotation
 
 	// program is PROGRAM and its arguments, untouched.
 	program []string
@@ -125,6 +135,12 @@ func newCommand(o *options) *cobra.Command {
 	f.BoolVar(&o.publicDNS, "use-public-dns", false, "give PROGRAM public resolvers (Quad9, Cloudflare, Google, OpenDNS) instead of the host's")
 	f.IntVarP(&o.snapLen, "snaplen", "s", defaultSnapLen, "capture at most `N` bytes of each packet")
 	f.BoolVarP(&o.packetBuffered, "packet-buffered", "U", false, "write each packet out at once (implied by -o -)")
+	f.StringVarP(&o.fileSize, "file-size", "C", "", "start a new file once the current one holds more than `SIZE` millions of bytes (or SIZE k, M, G: 1024, 1024², 1024³ bytes); see FILES")
+	f.IntVarP(&o.rotateSeconds, "rotate-seconds", "G", 0, "start a new file every `SECONDS`; see FILES")
+	f.IntVarP(&o.fileCount, "file-count", "W", 0, "with -C, keep only the last `N` files (a ring); with -G alone, end after N files")
+	f.IntVarP(&o.count, "count", "c", 0, "end the trace after `COUNT` packets, as ctrl-c does")
+	f.DurationVar(&o.duration, "duration", 0, "end the trace after `D` (30s, 5m, 1h), as ctrl-c does")
+	f.StringVarP(&o.owner, "owner", "Z", "", "the capture and summary files belong to `USER` (name or UID; default: the user who ran sudo)")
 	f.BoolVar(&o.waitAll, "wait-all", false, "trace until the last process PROGRAM started is gone (daemons that fork and exit), not only PROGRAM itself")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "print nothing but errors")
 	f.BoolVar(&o.version, "version", false, "print the version and exit")
@@ -151,6 +167,10 @@ func newCommand(o *options) *cobra.Command {
 	mustComplete(cmd, "filter", cobra.NoFileCompletions)
 	mustComplete(cmd, "compile-filter", cobra.NoFileCompletions)
 	mustComplete(cmd, "snaplen", cobra.NoFileCompletions)
+	mustComplete(cmd, "owner", completeUser)
+	for _, n := range []string{"file-size", "rotate-seconds", "file-count", "count", "duration"} {
+		mustComplete(cmd, n, cobra.NoFileCompletions)
+	}
 	return cmd
 }
 
@@ -279,6 +299,9 @@ func (o *options) check() error {
 	case modes == 0 && len(o.program) == 0:
 		return &usageError{"no program to trace given"}
 	}
+	if err := o.checkLimits(); err != nil {
+		return err
+	}
 	if o.set["summary"] {
 		switch {
 		case o.summary == "":
@@ -371,4 +394,35 @@ func shellQuote(argv []string) string {
 		b.WriteByte('\'')
 	}
 	return b.String()
+}
+
+// checkLimits checks rotation (-C, -G, -W), the stop conditions (-c,
+// --duration) and -Z.
+func (o *options) checkLimits() error {
+	if o.set["file-size"] {
+		n, err := parseFileSize(o.fileSize)
+		if err != nil {
+			return &usageError{fmt.Sprintf("-C %q: %v", o.fileSize, err)}
+		}
+		o.rot.size = n
+	}
+	switch {
+	case o.set["rotate-seconds"] && (o.rotateSeconds < 1 || o.rotateSeconds > 1<<30):
+		return &usageError{fmt.Sprintf("-G %d: must be between 1 and %d seconds", o.rotateSeconds, 1<<30)}
+	case o.set["file-count"] && o.fileCount < 1:
+		return &usageError{fmt.Sprintf("-W %d: must be at least 1 file", o.fileCount)}
+	case o.set["file-count"] && !o.set["file-size"] && !o.set["rotate-seconds"]:
+		return &usageError{"-W goes with -C or -G: it bounds the files they make"}
+	case (o.set["file-size"] || o.set["rotate-seconds"]) && o.output == "-":
+		return &usageError{"-C, -G and -W write several files, not standard output: give -o a file name"}
+	case o.set["count"] && o.count < 1:
+		return &usageError{fmt.Sprintf("-c %d: must be at least 1 packet", o.count)}
+	case o.set["duration"] && o.duration <= 0:
+		return &usageError{fmt.Sprintf("--duration %v: must be more than 0 (30s, 5m, 1h)", o.duration)}
+	case o.set["owner"] && o.owner == "":
+		return &usageError{"-Z: empty user name; give a name or UID"}
+	}
+	o.rot.every = time.Duration(o.rotateSeconds) * time.Second
+	o.rot.files = o.fileCount
+	return nil
 }

@@ -131,8 +131,9 @@ func fullList(summaryFile string) string {
 	return summaryFile + " lists them all"
 }
 
-// report prints the table (unless quiet) and writes the JSON file.
-func (s *summarizer) report(o *options, rep *reporter, stdout io.Writer, m summary.Meta) error {
+// report prints the table (unless quiet) and writes the JSON file,
+// which belongs to owner (if not nil and it is a regular file).
+func (s *summarizer) report(o *options, rep *reporter, stdout io.Writer, owner *fileOwner, m summary.Meta) error {
 	m.NamePacketsSkipped = s.skipped
 	m.SnapLen = o.snapLen
 	r := summary.NewReport(m, s.flows, s.names)
@@ -154,6 +155,10 @@ func (s *summarizer) report(o *options, rep *reporter, stdout io.Writer, m summa
 	}
 	f, err := os.Create(o.summary)
 	if err != nil {
+		return fmt.Errorf("write summary: %w", err)
+	}
+	if err := owner.give(f); err != nil {
+		f.Close()
 		return fmt.Errorf("write summary: %w", err)
 	}
 	if err := r.WriteJSON(f); err != nil {
