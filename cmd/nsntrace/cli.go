@@ -87,13 +87,26 @@ with kill) stop PROGRAM (SIGTERM, SIGKILL 2 seconds later or at a second
 signal), complete the file and exit 128+N. SIGUSR1 prints the counters on
 stderr; SIGUSR2 flushes the file so that readers see the packets so far.
 
-Exit status: PROGRAM's own; 128+N when it was killed by signal N, or when
-signal N stopped the trace; 125 when nsntrace itself failed; 126 when PROGRAM
-cannot be executed; 127 when it was not found.`
+Limits: -c COUNT, --duration D and the last file of -G with -W end the trace
+as ctrl-c does (SIGTERM, then SIGKILL), with PROGRAM's own exit status. With
+--interface they end the capture, with status 0.
+
+Files: with -C or -G the capture goes to FILE, FILE1, FILE2, ...; with -W N to
+FILE0 ... FILE(N-1), zero-padded to the width of N-1, going round and
+replacing the oldest (tcpdump's names; FILE is not a strftime pattern). Each
+file stands alone, with its own headers, names and statistics. Run with sudo,
+the capture and summary files belong to the user who ran sudo (SUDO_UID,
+SUDO_GID); -Z USER names the owner; otherwise root.
+
+Exit status: PROGRAM's own (also when -c, --duration or -G -W ended the
+trace); 128+N when it was killed by signal N, or when signal N stopped the
+trace; 125 when nsntrace itself failed; 126 when PROGRAM cannot be executed;
+127 when it was not found.`
 
 const examples = `  sudo nsntrace -o trace.pcapng curl -s http://example.com/
   sudo nsntrace -f 'tcp port 443' -u alice ./mybinary --verbose
   sudo nsntrace -o - wget -q http://example.com/ | tshark -r -
+  sudo nsntrace --duration 1h -C 100 -W 10 -o svc.pcapng ./server
   nsntrace --compile-filter 'tcp[tcpflags] & tcp-syn != 0'`
 
 // newCommand builds the command line. It parses into o; doing the work is
@@ -135,8 +148,8 @@ func newCommand(o *options) *cobra.Command {
 	f.BoolVar(&o.publicDNS, "use-public-dns", false, "give PROGRAM public resolvers (Quad9, Cloudflare, Google, OpenDNS) instead of the host's")
 	f.IntVarP(&o.snapLen, "snaplen", "s", defaultSnapLen, "capture at most `N` bytes of each packet")
 	f.BoolVarP(&o.packetBuffered, "packet-buffered", "U", false, "write each packet out at once (implied by -o -)")
-	f.StringVarP(&o.fileSize, "file-size", "C", "", "start a new file once the current one holds more than `SIZE` millions of bytes (or SIZE k, M, G: 1024, 1024², 1024³ bytes); see FILES")
-	f.IntVarP(&o.rotateSeconds, "rotate-seconds", "G", 0, "start a new file every `SECONDS`; see FILES")
+	f.StringVarP(&o.fileSize, "file-size", "C", "", "start a new file once the current one holds more than `SIZE` millions of bytes (or SIZE k, M, G: 1024, 1024², 1024³ bytes); see Files below")
+	f.IntVarP(&o.rotateSeconds, "rotate-seconds", "G", 0, "start a new file every `SECONDS`; see Files below")
 	f.IntVarP(&o.fileCount, "file-count", "W", 0, "with -C, keep only the last `N` files (a ring); with -G alone, end after N files")
 	f.IntVarP(&o.count, "count", "c", 0, "end the trace after `COUNT` packets, as ctrl-c does")
 	f.DurationVar(&o.duration, "duration", 0, "end the trace after `D` (30s, 5m, 1h), as ctrl-c does")
@@ -146,7 +159,7 @@ func newCommand(o *options) *cobra.Command {
 	f.BoolVar(&o.version, "version", false, "print the version and exit")
 	f.StringVar(&o.compileFilter, "compile-filter", "", "print the BPF program for `EXPR` in tcpdump -ddd format and exit")
 	f.BoolVar(&o.cleanup, "cleanup", false, "remove what crashed runs left behind, and exit")
-	f.StringVar(&o.iface, "interface", "", "capture the existing interface `IFACE` (no program) until SIGINT/SIGTERM")
+	f.StringVar(&o.iface, "interface", "", "capture the existing interface `IFACE` (no program) until a stop signal, -c or --duration")
 	f.StringVar(&o.summary, "summary", "", "also write the connection summary as JSON to `FILE` (- for standard output)")
 	if genDocsFunc != nil {
 		// Only in the documentation build (docs.go), for `make install`.

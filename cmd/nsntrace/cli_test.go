@@ -7,9 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/nsntrace/nsntrace/pcapng"
 )
@@ -335,6 +338,27 @@ func TestSummaryOverCapture(t *testing.T) {
 		var out, errb bytes.Buffer
 		if _, err := parse(args, &out, &errb); err != nil {
 			t.Errorf("parse(%q): %v", args, err)
+		}
+	}
+}
+
+// TestLimitCompletions: -Z completes user names; the numbers and sizes
+// of rotation and the limits complete nothing (not file names).
+func TestLimitCompletions(t *testing.T) {
+	cmd := newCommand(&options{})
+	for flag, files := range map[string]bool{"owner": false, "file-size": false, "rotate-seconds": false,
+		"file-count": false, "count": false, "duration": false} {
+		fn, ok := cmd.GetFlagCompletionFunc(flag)
+		if !ok {
+			t.Errorf("--%s has no completion", flag)
+			continue
+		}
+		out, dir := fn(cmd, nil, "")
+		if dir&cobra.ShellCompDirectiveNoFileComp == 0 && !files {
+			t.Errorf("--%s completes file names", flag)
+		}
+		if flag == "owner" && !slices.Contains(out, "root") {
+			t.Errorf("-Z does not offer root: %q", out)
 		}
 	}
 }
