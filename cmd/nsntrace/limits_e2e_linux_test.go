@@ -204,14 +204,37 @@ func TestDuration(t *testing.T) {
 }
 
 // TestCountInterface: -c ends an --interface capture after exactly COUNT
-// packets, with status 0.
+// packets, with status 0, while more keep coming.
 func TestCountInterface(t *testing.T) {
 	t.Parallel()
 	e := newE2E(t, nil)
 	file := filepath.Join(e.dir, "c.pcapng")
-	se := captureInterfaceUDP(t, e, file, 1<<30, "-c", "3")
-	if !strings.Contains(se.String(), "-c 3: 3 packets captured: capture ended.") {
-		t.Error("no line saying -c ended the capture")
+	cmd := e.cmd("--interface", e.in.UplinkH, "-f", "udp port 7", "-c", "3", "-o", file)
+	var se syncBuffer
+	cmd.Stderr = &se
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var err error
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		e.in.H.Run(t, "env", helperEnv+"=1", os.Args[0], "udp", testbed.UpstreamAddr.String()+":7", "counted")
+		select {
+		case err = <-done:
+		case <-time.After(100 * time.Millisecond):
+			if time.Now().Before(deadline) {
+				continue
+			}
+			cmd.Process.Signal(os.Interrupt)
+			err = <-done
+			t.Error("-c 3 did not end the capture")
+		}
+		break
+	}
+	t.Logf("stderr:\n%s", se.String())
+	if err != nil || !strings.Contains(se.String(), "-c 3: 3 packets captured: capture ended.") {
+		t.Errorf("exit %v, want 0 and a line saying -c ended the capture", err)
 	}
 	if c := readISB(t, file); c.packets != 3 || c.blocks != 1 {
 		t.Errorf("%d packets, %d statistics blocks; want 3 and 1", c.packets, c.blocks)
