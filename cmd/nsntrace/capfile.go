@@ -119,7 +119,13 @@ func (f *captureFile) files() int { return f.n + 1 }
 // run, that file is replaced at once, as tcpdump does: a ring bounds the
 // disk space (-C SIZE × -W N).
 func (f *captureFile) next(sum *summarizer, id int, st pcapng.Stats) error {
-	err := f.finish(nil, sum, id, st)
+	var err error
+	if sum != nil {
+		err = sum.addNamesSoFar(f.w)
+	}
+	if err == nil {
+		err = f.finish(nil, nil, id, st)
+	}
 	if kerr := f.keep(); err == nil {
 		err = kerr
 	}

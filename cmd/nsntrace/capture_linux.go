@@ -84,13 +84,14 @@ type capture struct {
 	asks   chan askReq
 	exited chan struct{}
 
-	// rotates says that the file has limits (-C, -G); fileStart and
-	// fileBase are when the current file began and the ring's counters
-	// then. halted says that packets are left out from now on, and
+	// rotates says that the file has limits (-C, -G); fileStart,
+	// fileBase and filePkts are when the current file began, the ring's
+	// counters and npkts then. halted says that packets are left out from now on, and
 	// haltc tells why (limits_linux.go).
 	rotates   bool
 	fileStart time.Time
 	fileBase  rawcap.Stats
+	filePkts  uint64
 	halted    bool
 	haltc     chan string
 }

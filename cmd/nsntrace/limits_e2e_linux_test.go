@@ -103,6 +103,46 @@ func TestRotateBySize(t *testing.T) {
 	e.clean(token)
 }
 
+// TestRotateNames: each file of a rotating trace has the host names
+// learned so far in its name resolution block, not only the last one.
+func TestRotateNames(t *testing.T) {
+	t.Parallel()
+	e := newE2E(t, nil)
+	token := fmt.Sprintf("nsntrace-e2e-rotnames-%d-%d", os.Getpid(), time.Now().UnixNano())
+	up := testbed.UpstreamAddr.String() + ":7"
+	big := strings.Repeat("n", 1200)
+	r := e.trace("n.pcapng", append([]string{"-C", "2k"},
+		helper("token", token, "dns", "resolv.conf", "udp", up, big, "udp", up, big, "udp", up, big)...)...)
+	if r.code != 0 {
+		t.Fatalf("exit %d", r.code)
+	}
+	want := testbed.ServerAddr.String() + "\twww.example.test"
+	var named int
+	for i := 0; i < 50; i++ {
+		f := (rotation{size: 1}).name(r.file, i)
+		if _, err := os.Stat(f); err != nil {
+			break
+		}
+		tsharkOK(t, f)
+		hosts, err := execOutput("tshark", "-r", f, "-q", "-z", "hosts")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c := readISB(t, f); c.packets == 0 {
+			t.Errorf("%s holds no packet", f)
+		}
+		if strings.Contains(hosts, want) {
+			named++
+		} else if named > 0 {
+			t.Errorf("%s lacks the name learned in an earlier file:\n%s", f, hosts)
+		}
+	}
+	if named < 3 {
+		t.Errorf("%d files name %s; want the three files of the datagrams after the query, at least", named, want)
+	}
+	e.clean(token)
+}
+
 // TestRotateRing: with -W 3, -C keeps only the last three files,
 // FILE0 to FILE2, each replacing the oldest; classic pcap files (-F
 // pcap) each have their own header.

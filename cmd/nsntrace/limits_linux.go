@@ -21,7 +21,9 @@ func (c *capture) beforePacket(ts int64) error {
 	r := c.file.rot
 	due := r.size > 0 && c.w.Size() > r.size ||
 		r.every > 0 && ts-c.fileStart.UnixNano() >= int64(r.every)
-	if !due {
+	// A file holds a packet at least, even when its headers alone (the
+	// command line, quoted twice) are larger than -C.
+	if !due || c.npkts == c.filePkts {
 		return nil
 	}
 	if last := r.lastFile(); last > 0 && c.file.files() >= last {
@@ -33,7 +35,7 @@ func (c *capture) beforePacket(ts int64) error {
 		return err
 	}
 	c.w = c.file.w
-	c.fileStart, c.fileBase = time.Now(), st
+	c.fileStart, c.fileBase, c.filePkts = time.Now(), st, c.npkts
 	return nil
 }
 
