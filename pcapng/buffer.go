@@ -317,6 +317,12 @@ func writeEach(w io.Writer, iov [][]byte) (int64, error) {
 	return total, nil
 }
 
+// Size returns how many bytes the capture holds so far, those not yet
+// written out included: its size in the file after the next Flush.
+func (b *bufWriter) Size() int64 {
+	return b.sent + int64(len(b.buf)) + int64(b.refLen)
+}
+
 // Release writes out every packet whose data a WritePacketRef call
 // referenced instead of copying, so that the caller may reuse that
 // memory. It writes nothing when there is none.

@@ -240,6 +240,10 @@ type Writer interface {
 	WriteStats(iface int, s Stats) error
 	// Flush hands everything written so far to the underlying io.Writer.
 	Flush() error
+	// Size is how many bytes the capture holds so far, pending ones
+	// included: its size once flushed. A caller may start a new file
+	// when it grows too large (tcpdump -C).
+	Size() int64
 	// Close writes what is pending and flushes; it does not close the
 	// underlying io.Writer. It returns the first write error, every time
 	// it is called.

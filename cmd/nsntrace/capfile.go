@@ -1,7 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 
 	"github.com/nsntrace/nsntrace/pcapng"
 )
@@ -10,21 +13,40 @@ import (
 // (checked first, created only once everything else is in place) and the
 // pcapng or pcap writer over it. Its life is check, create, addInterface,
 // packets (through w), finish, then keep or abort.
+//
+// With rotation (-C, -G) it is a series of files, each complete in
+// itself: next finishes and keeps the current one and starts the next
+// with the same section header and interface.
 type captureFile struct {
-	out    *output
+	base   string // the name given (-o); files after the first are named from it
+	rot    rotation
+	owner  *fileOwner
 	format pcapng.Format
+	out    *output
 	w      pcapng.Writer
+
+	comment string           // of every section header
+	ifc     pcapng.Interface // described in every file
+	n       int              // files begun, less one: the current file's number
 }
 
-func newCaptureFile(path string, format pcapng.Format) *captureFile {
-	return &captureFile{out: &output{path: path}, format: format}
+func newCaptureFile(path string, format pcapng.Format, rot rotation, owner *fileOwner) *captureFile {
+	f := &captureFile{base: path, rot: rot, owner: owner, format: format}
+	f.out = &output{path: rot.name(path, 0), owner: owner}
+	return f
 }
 
 // stdout reports whether the capture goes to standard output.
 func (f *captureFile) stdout() bool { return f.out.stdout() }
 
-// name is how messages call the file.
-func (f *captureFile) name() string { return f.out.name() }
+// name is how messages call the capture: its file, or the name the
+// rotated files are named from. Other goroutines may call it.
+func (f *captureFile) name() string {
+	if f.rot.on() {
+		return f.base
+	}
+	return f.out.name()
+}
 
 // check tells whether the file can be written, creating nothing.
 func (f *captureFile) check() error { return f.out.check() }
@@ -43,21 +65,22 @@ func (f *captureFile) create(comment string) error {
 		Comments: []string{comment},
 	})
 	if err != nil {
-		return fmt.Errorf("write %s: %w", f.name(), err)
+		return fmt.Errorf("write %s: %w", f.out.name(), err)
 	}
-	f.w = w
+	f.w, f.comment = w, comment
 	return nil
 }
 
-// addInterface describes an interface whose packets the file will hold,
+// addInterface describes the interface whose packets the file will hold,
 // and returns its id.
 func (f *captureFile) addInterface(ifc pcapng.Interface) (int, error) {
 	ifc.LinkType = pcapng.LinkTypeEthernet
 	ifc.OS = osName()
 	id, err := f.w.AddInterface(ifc)
 	if err != nil {
-		return 0, fmt.Errorf("write %s: %w", f.name(), err)
+		return 0, fmt.Errorf("write %s: %w", f.out.name(), err)
 	}
+	f.ifc = ifc
 	return id, nil
 }
 
@@ -86,3 +109,58 @@ func (f *captureFile) keep() error { return f.out.close() }
 // abort closes the file and removes what this run created; after keep it
 // does nothing.
 func (f *captureFile) abort() { f.out.abort() }
+
+// files says how many files the capture made.
+func (f *captureFile) files() int { return f.n + 1 }
+
+// next completes and keeps the current file, with the names learned so
+// far (sum, if not nil) and its statistics st, and starts the next one.
+// Where the next name is taken, by a file of the ring or of an earlier
+// run, that file is replaced at once, as tcpdump does: a ring bounds the
+// disk space (-C SIZE × -W N).
+func (f *captureFile) next(sum *summarizer, id int, st pcapng.Stats) error {
+	var err error
+	if sum != nil {
+		err = sum.addNamesSoFar(f.w)
+	}
+	if err == nil {
+		err = f.finish(nil, nil, id, st)
+	}
+	if kerr := f.keep(); err == nil {
+		err = kerr
+	}
+	if err != nil {
+		return err
+	}
+	f.n++
+	name := f.rot.name(f.base, f.n)
+	if fi, err := os.Lstat(name); err == nil && fi.Mode().IsRegular() {
+		if err := os.Remove(name); err != nil {
+			return fmt.Errorf("replace %s: %w", name, err)
+		}
+	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("cannot write output: %w", err)
+	}
+	f.out = &output{path: name, owner: f.owner}
+	if err := f.out.check(); err != nil {
+		return err
+	}
+	if err := f.create(f.comment); err != nil {
+		return err
+	}
+	_, err = f.addInterface(f.ifc)
+	return err
+}
+
+// written says where the capture went, once it ended: its file, or how
+// many files and the last one.
+func (f *captureFile) written() string {
+	if !f.rot.on() {
+		return f.name()
+	}
+	s := fmt.Sprintf("%s, the last of them %s", plural(uint64(f.files()), "file", "files"), f.out.path)
+	if w := f.rot.files; w > 0 && f.files() > w {
+		s += fmt.Sprintf(" (-W %d: only the last %d are kept)", w, w)
+	}
+	return s
+}

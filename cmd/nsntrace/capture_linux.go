@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -22,7 +23,11 @@ func prepareCapture(o *options) ([]bpf.RawInstruction, *captureFile, error) {
 		return nil, nil, failf(exitFailure, "%s", filterError(err))
 	}
 	format, _ := outputFormat(o.output, o.format) // checked by parse
-	f := newCaptureFile(o.output, format)
+	owner, err := resolveOwner(o, os.Geteuid(), os.Getenv)
+	if err != nil {
+		return nil, nil, failf(exitFailure, "%v", err)
+	}
+	f := newCaptureFile(o.output, format, o.rot, owner)
 	if err := f.check(); err != nil {
 		return nil, nil, failf(exitFailure, "%v", err)
 	}
@@ -41,9 +46,15 @@ func ringConfig(o *options, prog []bpf.RawInstruction, live bool) *rawcap.Config
 
 // capture moves packets from a ring into a capture file.
 type capture struct {
-	ring  *rawcap.Ring
+	ring *rawcap.Ring
+	file *captureFile
+	// w is file's current writer; iface the interface's id in it.
 	w     pcapng.Writer
 	iface int
+	// filtered says that the ring has a filter (for the statistics).
+	filtered bool
+	// limit is the packets to capture (-c), 0 for no limit.
+	limit uint64
 	// flush writes each packet out at once (-U, -o -).
 	flush bool
 	// programSide writes directions from the traced program's point of
@@ -75,6 +86,23 @@ type capture struct {
 	// exited is closed when that goroutine is gone.
 	asks   chan askReq
 	exited chan struct{}
+
+	// rotates says that the file has limits (-C, -G); fileStart,
+	// fileBase and filePkts are when the current file began, the ring's
+	// counters and npkts then. halted says that packets are left out from now on, and
+	// haltc tells why (limits_linux.go).
+	rotates   bool
+	fileStart time.Time
+	fileBase  rawcap.Stats
+	filePkts  uint64
+	halted    bool
+	haltc     chan string
+}
+
+// newCapture is a capture from ring into file, with o's limits.
+func newCapture(ring *rawcap.Ring, file *captureFile, iface int, o *options, live bool) *capture {
+	return &capture{ring: ring, file: file, w: file.w, iface: iface, flush: live,
+		filtered: o.filter != "", limit: uint64(o.count), rotates: file.rot.on()}
 }
 
 // askReq is a function for the capture goroutine, and its answer.
@@ -89,6 +117,7 @@ func (c *capture) start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	c.started, c.cancel, c.errc = time.Now(), cancel, make(chan error, 1)
 	c.asks, c.exited = make(chan askReq, 1), make(chan struct{})
+	c.fileStart, c.haltc = c.started, make(chan string, 1)
 	go func() {
 		defer close(c.exited)
 		c.errc <- c.run(ctx)
@@ -166,6 +195,14 @@ func (c *capture) run(ctx context.Context) error {
 }
 
 func (c *capture) handle(p *rawcap.Packet) error {
+	if c.rotates && !c.halted {
+		if err := c.beforePacket(p.Timestamp); err != nil {
+			return err
+		}
+	}
+	if c.halted {
+		return nil
+	}
 	if c.keys != nil {
 		if err := c.keys.before(p.Timestamp, c.w); err != nil {
 			return err
@@ -190,6 +227,9 @@ func (c *capture) handle(p *rawcap.Packet) error {
 	}
 	c.npkts++
 	c.nbytes += uint64(p.Length)
+	if c.limit > 0 {
+		c.afterPacket()
+	}
 	if c.npkts&255 == 0 {
 		c.packets.Store(c.npkts)
 		c.bytes.Store(c.nbytes)

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -55,6 +56,15 @@ type options struct {
 	iface          string
 	waitAll        bool
 	tlsKeys        bool
+	fileSize       string        // -C, as given
+	rotateSeconds  int           // -G
+	fileCount      int           // -W
+	count          int           // -c
+	duration       time.Duration // --duration
+	owner          string        // -Z
+
+	// rot is -C, -G and -W, checked.
+	rot rotation
 
 	// program is PROGRAM and its arguments, untouched.
 	program []string
@@ -78,13 +88,26 @@ with kill) stop PROGRAM (SIGTERM, SIGKILL 2 seconds later or at a second
 signal), complete the file and exit 128+N. SIGUSR1 prints the counters on
 stderr; SIGUSR2 flushes the file so that readers see the packets so far.
 
-Exit status: PROGRAM's own; 128+N when it was killed by signal N, or when
-signal N stopped the trace; 125 when nsntrace itself failed; 126 when PROGRAM
-cannot be executed; 127 when it was not found.`
+Limits: -c COUNT, --duration D and the last file of -G with -W end the trace
+as ctrl-c does (SIGTERM, then SIGKILL), with PROGRAM's own exit status. With
+--interface they end the capture, with status 0.
+
+Files: with -C or -G the capture goes to FILE, FILE1, FILE2, ...; with -W N to
+FILE0 ... FILE(N-1), zero-padded to the width of N-1, going round and
+replacing the oldest (tcpdump's names; FILE is not a strftime pattern). Each
+file stands alone, with its own headers, names and statistics. Run with sudo,
+the capture and summary files belong to the user who ran sudo (SUDO_UID,
+SUDO_GID); -Z USER names the owner; otherwise root.
+
+Exit status: PROGRAM's own (also when -c, --duration or -G -W ended the
+trace); 128+N when it was killed by signal N, or when signal N stopped the
+trace; 125 when nsntrace itself failed; 126 when PROGRAM cannot be executed;
+127 when it was not found.`
 
 const examples = `  sudo nsntrace -o trace.pcapng curl -s http://example.com/
   sudo nsntrace -f 'tcp port 443' -u alice ./mybinary --verbose
   sudo nsntrace -o - wget -q http://example.com/ | tshark -r -
+  sudo nsntrace --duration 1h -C 100 -W 10 -o svc.pcapng ./server
   nsntrace --compile-filter 'tcp[tcpflags] & tcp-syn != 0'`
 
 // newCommand builds the command line. It parses into o; doing the work is
@@ -127,12 +150,18 @@ func newCommand(o *options) *cobra.Command {
 	f.IntVarP(&o.snapLen, "snaplen", "s", defaultSnapLen, "capture at most `N` bytes of each packet")
 	f.BoolVarP(&o.packetBuffered, "packet-buffered", "U", false, "write each packet out at once (implied by -o -)")
 	f.BoolVar(&o.tlsKeys, "tls-keys", false, "give PROGRAM an SSLKEYLOGFILE and write the TLS keys it logs into the pcapng file, so that Wireshark decrypts its TLS (the file then holds secrets)")
+	f.StringVarP(&o.fileSize, "file-size", "C", "", "start a new file once the current one holds more than `SIZE` millions of bytes (or SIZE k, M, G: 1024, 1024², 1024³ bytes); see Files below")
+	f.IntVarP(&o.rotateSeconds, "rotate-seconds", "G", 0, "start a new file every `SECONDS`; see Files below")
+	f.IntVarP(&o.fileCount, "file-count", "W", 0, "with -C, keep only the last `N` files (a ring); with -G alone, end after N files")
+	f.IntVarP(&o.count, "count", "c", 0, "end the trace after `COUNT` packets, as ctrl-c does")
+	f.DurationVar(&o.duration, "duration", 0, "end the trace after `D` (30s, 5m, 1h), as ctrl-c does")
+	f.StringVarP(&o.owner, "owner", "Z", "", "the capture and summary files belong to `USER` (name or UID; default: the user who ran sudo)")
 	f.BoolVar(&o.waitAll, "wait-all", false, "trace until the last process PROGRAM started is gone (daemons that fork and exit), not only PROGRAM itself")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "print nothing but errors")
 	f.BoolVar(&o.version, "version", false, "print the version and exit")
 	f.StringVar(&o.compileFilter, "compile-filter", "", "print the BPF program for `EXPR` in tcpdump -ddd format and exit")
 	f.BoolVar(&o.cleanup, "cleanup", false, "remove what crashed runs left behind, and exit")
-	f.StringVar(&o.iface, "interface", "", "capture the existing interface `IFACE` (no program) until SIGINT/SIGTERM")
+	f.StringVar(&o.iface, "interface", "", "capture the existing interface `IFACE` (no program) until a stop signal, -c or --duration")
 	f.StringVar(&o.summary, "summary", "", "also write the connection summary as JSON to `FILE` (- for standard output)")
 	if genDocsFunc != nil {
 		// Only in the documentation build (docs.go), for `make install`.
@@ -153,6 +182,10 @@ func newCommand(o *options) *cobra.Command {
 	mustComplete(cmd, "filter", cobra.NoFileCompletions)
 	mustComplete(cmd, "compile-filter", cobra.NoFileCompletions)
 	mustComplete(cmd, "snaplen", cobra.NoFileCompletions)
+	mustComplete(cmd, "owner", completeUser)
+	for _, n := range []string{"file-size", "rotate-seconds", "file-count", "count", "duration"} {
+		mustComplete(cmd, n, cobra.NoFileCompletions)
+	}
 	return cmd
 }
 
@@ -279,6 +312,9 @@ func (o *options) check() error {
 		if o.set["interface"] {
 			return &usageError{"--tls-keys needs a program to give the key log to, not --interface"}
 		}
+		if o.fileSize != "" || o.rotateSeconds > 0 {
+			return &usageError{"--tls-keys does not work with -C or -G yet: every file would need the keys logged before it; leave one of them out"}
+		}
 	}
 	if o.set["user"] && o.user == "" {
 		return &usageError{"--user: empty user name; give a name or UID, or leave -u out to run as root"}
@@ -288,6 +324,9 @@ func (o *options) check() error {
 		return &usageError{fmt.Sprintf("unexpected argument %q: --version, --compile-filter, --cleanup and --interface take no program", o.program[0])}
 	case modes == 0 && len(o.program) == 0:
 		return &usageError{"no program to trace given"}
+	}
+	if err := o.checkLimits(); err != nil {
+		return err
 	}
 	if o.set["summary"] {
 		switch {
@@ -381,4 +420,35 @@ func shellQuote(argv []string) string {
 		b.WriteByte('\'')
 	}
 	return b.String()
+}
+
+// checkLimits checks rotation (-C, -G, -W), the stop conditions (-c,
+// --duration) and -Z.
+func (o *options) checkLimits() error {
+	if o.set["file-size"] {
+		n, err := parseFileSize(o.fileSize)
+		if err != nil {
+			return &usageError{fmt.Sprintf("-C %q: %v", o.fileSize, err)}
+		}
+		o.rot.size = n
+	}
+	switch {
+	case o.set["rotate-seconds"] && (o.rotateSeconds < 1 || o.rotateSeconds > 1<<30):
+		return &usageError{fmt.Sprintf("-G %d: must be between 1 and %d seconds", o.rotateSeconds, 1<<30)}
+	case o.set["file-count"] && o.fileCount < 1:
+		return &usageError{fmt.Sprintf("-W %d: must be at least 1 file", o.fileCount)}
+	case o.set["file-count"] && !o.set["file-size"] && !o.set["rotate-seconds"]:
+		return &usageError{"-W goes with -C or -G: it bounds the files they make"}
+	case (o.set["file-size"] || o.set["rotate-seconds"]) && o.output == "-":
+		return &usageError{"-C, -G and -W write several files, not standard output: give -o a file name"}
+	case o.set["count"] && o.count < 1:
+		return &usageError{fmt.Sprintf("-c %d: must be at least 1 packet", o.count)}
+	case o.set["duration"] && o.duration <= 0:
+		return &usageError{fmt.Sprintf("--duration %v: must be more than 0 (30s, 5m, 1h)", o.duration)}
+	case o.set["owner"] && o.owner == "":
+		return &usageError{"-Z: empty user name; give a name or UID"}
+	}
+	o.rot.every = time.Duration(o.rotateSeconds) * time.Second
+	o.rot.files = o.fileCount
+	return nil
 }

@@ -7,8 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/nsntrace/nsntrace/pcapng"
 )
@@ -103,6 +107,17 @@ func TestParseHelp(t *testing.T) {
 	}
 }
 
+func TestParseLimits(t *testing.T) {
+	o := mustParse(t, "-C", "10", "-W", "5", "-G", "60", "-c", "100", "--duration", "1h30m", "-Z", "alice", "ls")
+	want := rotation{size: 10_000_000, every: time.Minute, files: 5}
+	if o.rot != want || o.count != 100 || o.duration != 90*time.Minute || o.owner != "alice" {
+		t.Errorf("limits: %+v, want rotation %+v, 100 packets, 1h30m, owner alice", o, want)
+	}
+	if o := mustParse(t, "--file-size=2M", "--rotate-seconds=1", "--file-count=2", "--count=3", "--owner=0", "ls"); o.rot != (rotation{size: 2 << 20, every: time.Second, files: 2}) || o.count != 3 || o.owner != "0" {
+		t.Errorf("long names: %+v", o)
+	}
+}
+
 func TestParseErrors(t *testing.T) {
 	tests := []struct {
 		args []string
@@ -123,6 +138,20 @@ func TestParseErrors(t *testing.T) {
 		{[]string{"--summary", "", "ls"}, "--summary: empty file name"},
 		{[]string{"--summary", "s.json", "--cleanup"}, "with a traced program or --interface only"},
 		{[]string{"--summary", "-", "-o", "-", "--interface", "eth0"}, "already carries the capture"},
+		// Rotation, limits and the files' owner.
+		{[]string{"-C", "10", "-o", "-", "ls"}, "-C, -G and -W write several files, not standard output"},
+		{[]string{"-G", "10", "-o", "-", "ls"}, "not standard output"},
+		{[]string{"-C", "0", "ls"}, `-C "0": must be at least 1`},
+		{[]string{"-C", "1.5", "ls"}, `-C "1.5": must be a whole number`},
+		{[]string{"-C", "10kB", "ls"}, `-C "10kB": must be a whole number`},
+		{[]string{"-G", "0", "ls"}, "-G 0: must be between 1"},
+		{[]string{"-G", "x", "ls"}, "invalid argument"},
+		{[]string{"-W", "3", "ls"}, "-W goes with -C or -G"},
+		{[]string{"-C", "1", "-W", "0", "ls"}, "-W 0: must be at least 1 file"},
+		{[]string{"-c", "0", "ls"}, "-c 0: must be at least 1 packet"},
+		{[]string{"--duration", "0s", "ls"}, "--duration 0s: must be more than 0"},
+		{[]string{"--duration", "5", "ls"}, "invalid argument"},
+		{[]string{"-Z", "", "ls"}, "-Z: empty user name"},
 	}
 	for _, tc := range tests {
 		var out, errb bytes.Buffer
@@ -309,6 +338,27 @@ func TestSummaryOverCapture(t *testing.T) {
 		var out, errb bytes.Buffer
 		if _, err := parse(args, &out, &errb); err != nil {
 			t.Errorf("parse(%q): %v", args, err)
+		}
+	}
+}
+
+// TestLimitCompletions: -Z completes user names; the numbers and sizes
+// of rotation and the limits complete nothing (not file names).
+func TestLimitCompletions(t *testing.T) {
+	cmd := newCommand(&options{})
+	for flag, files := range map[string]bool{"owner": false, "file-size": false, "rotate-seconds": false,
+		"file-count": false, "count": false, "duration": false} {
+		fn, ok := cmd.GetFlagCompletionFunc(flag)
+		if !ok {
+			t.Errorf("--%s has no completion", flag)
+			continue
+		}
+		out, dir := fn(cmd, nil, "")
+		if dir&cobra.ShellCompDirectiveNoFileComp == 0 && !files {
+			t.Errorf("--%s completes file names", flag)
+		}
+		if flag == "owner" && !slices.Contains(out, "root") {
+			t.Errorf("-Z does not offer root: %q", out)
 		}
 	}
 }

@@ -89,7 +89,7 @@ func (e *e2e) trace(name string, args ...string) result {
 	cmd := e.cmd(append([]string{"-o", r.file}, args...)...)
 	var so, se bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &so, &se
-	err := cmd.Run()
+	err := runBounded(cmd)
 	r.stdout, r.stderr = so.String(), se.String()
 	r.code = exitCode(e.t, err)
 	if m := reAddr.FindStringSubmatch(r.stderr); m != nil {
@@ -107,7 +107,7 @@ func (e *e2e) trace(name string, args ...string) result {
 func runNoFail(cmd *exec.Cmd) (code int, stdout, stderr string) {
 	var so, se bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &so, &se
-	err := cmd.Run()
+	err := runBounded(cmd)
 	var ee *exec.ExitError
 	switch {
 	case err == nil:
@@ -118,6 +118,18 @@ func runNoFail(cmd *exec.Cmd) (code int, stdout, stderr string) {
 		code = -1
 	}
 	return code, so.String(), se.String()
+}
+
+// runBounded runs cmd; one that has not ended after two minutes (a stop
+// condition that failed) gets SIGINT, as from ctrl-c, so that its test
+// fails rather than hangs, and its cleanup runs.
+func runBounded(cmd *exec.Cmd) error {
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	backstop := time.AfterFunc(2*time.Minute, func() { cmd.Process.Signal(os.Interrupt) })
+	defer backstop.Stop()
+	return cmd.Wait()
 }
 
 func exitCode(t *testing.T, err error) int {

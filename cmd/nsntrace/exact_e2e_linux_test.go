@@ -21,12 +21,13 @@ import (
 type isbCounts struct {
 	blocks                    int
 	received, accepted, drops uint64
+	delivered                 uint64 // isb_usrdeliv: what the file says it holds
 	packets                   uint64 // enhanced packet blocks in the file
 }
 
 // readISB walks a pcapng file's blocks and returns its packet count and the
 // counters of its last interface statistics block (options 4 isb_ifrecv,
-// 6 isb_filteraccept, 7 isb_osdrop; draft-ietf-opsawg-pcapng).
+// 6 isb_filteraccept, 7 isb_osdrop, 8 isb_usrdeliv; draft-ietf-opsawg-pcapng).
 func readISB(t *testing.T, file string) isbCounts {
 	t.Helper()
 	b, err := os.ReadFile(file)
@@ -64,6 +65,8 @@ func readISB(t *testing.T, file string) isbCounts {
 						c.accepted = v
 					case 7:
 						c.drops = v
+					case 8:
+						c.delivered = v
 					}
 				}
 				o += 4 + (l+3)&^3

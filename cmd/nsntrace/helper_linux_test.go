@@ -30,7 +30,7 @@ const helperEnv = "NSNTRACE_E2E_HELPER"
 func helperMain(args []string) int {
 	for len(args) > 0 {
 		step := args[0]
-		need := map[string]int{"udp": 2, "ping": 2, "touch": 1, "wait": 1, "exit": 1, "sleep": 1, "ignore-term": 0, "token": 1, "udp-forever": 2, "serve": 1, "dns": 1, "connect": 1}[step]
+		need := map[string]int{"udp": 2, "ping": 2, "touch": 1, "wait": 1, "exit": 1, "sleep": 1, "ignore-term": 0, "term-exit": 1, "token": 1, "udp-forever": 2, "serve": 1, "dns": 1, "connect": 1}[step]
 		if len(args) < 1+need {
 			fmt.Fprintf(os.Stderr, "helper: %s needs %d arguments\n", step, need)
 			return 2
@@ -65,6 +65,11 @@ func helperMain(args []string) int {
 			}
 		case "ignore-term":
 			signal.Ignore(unix.SIGTERM)
+		case "term-exit": // term-exit N: SIGTERM makes the process exit with status N
+			n, _ := strconv.Atoi(p[0])
+			c := make(chan os.Signal, 1)
+			signal.Notify(c, unix.SIGTERM)
+			go func() { <-c; os.Exit(n) }()
 		case "serve": // serve ADDR: an HTTP server for the rest of the process's life
 			err = helperServe(p[0])
 		case "dns": // dns ADDR:PORT|resolv.conf: one query over UDP and one over TCP; prints whether answered

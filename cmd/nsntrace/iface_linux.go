@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -55,7 +56,7 @@ func captureIface(o *options, rep *reporter, stdout io.Writer) (int, error) {
 	if err != nil {
 		return exitFailure, err
 	}
-	c := &capture{ring: ring, w: file.w, iface: id, flush: live}
+	c := newCapture(ring, file, id, o, live)
 	if o.summary != "" {
 		// Only on request: this mode measures the capture engine. Seen on
 		// an interface, "outbound" is what the interface sent.
@@ -64,19 +65,35 @@ func captureIface(o *options, rep *reporter, stdout io.Writer) (int, error) {
 	rep.infof("Capturing on interface %s. Use ctrl-c to end at any time.", ifi.Name)
 	c.start()
 	rep.startCounter(c.packets.Load, c.bytes.Load)
+	superviseIface(o, rep, sigc, file, c)
+	return concludeIface(o, rep, stdout, file, c)
+}
+
+// superviseIface captures until a stop signal, a limit (-c, --duration,
+// the last file of -G with -W) or a failure ends the capture. Neither a
+// signal nor a limit is a failure: it is how this mode ends, as for
+// tcpdump.
+func superviseIface(o *options, rep *reporter, sigc <-chan os.Signal, file *captureFile, c *capture) {
+	var deadline <-chan time.Time
+	if o.duration > 0 {
+		deadline = time.After(o.duration)
+	}
 	for c.failed() != nil {
 		select {
 		case s := <-sigc:
-			// A stop signal is how this mode ends, as for tcpdump: not
-			// a failure.
 			if !infoSignal(s, c, file, rep) {
 				c.stop()
 			}
+		case why := <-c.halts():
+			rep.infof("%s: capture ended.", why)
+			c.stop()
+		case <-deadline:
+			rep.infof("--duration %v passed: capture ended.", o.duration)
+			c.stop()
 		case err := <-c.failed():
 			c.end(err)
 		}
 	}
-	return concludeIface(o, rep, stdout, file, c)
 }
 
 // concludeIface completes and keeps the file of a capture that ended,
@@ -88,7 +105,7 @@ func concludeIface(o *options, rep *reporter, stdout io.Writer, file *captureFil
 	if c.sum != nil {
 		c.sum.finish()
 	}
-	err := file.finish(capErr, c.sum, c.iface, isbStats(c.started, st, serr, o.filter != ""))
+	err := file.finish(capErr, c.sum, c.iface, c.fileStats(st, serr))
 	if kerr := file.keep(); err == nil {
 		err = kerr
 	}
@@ -109,7 +126,7 @@ func concludeIface(o *options, rep *reporter, stdout io.Writer, file *captureFil
 	if c.sum == nil {
 		return 0, nil
 	}
-	if err := c.sum.report(o, rep, stdout, summary.Meta{
+	if err := c.sum.report(o, rep, stdout, file.owner, summary.Meta{
 		Command: []string{}, Started: c.started, Ended: time.Now(),
 		Packets: c.packets.Load(), Dropped: st.Drops,
 	}); err != nil {

@@ -25,6 +25,7 @@ type output struct {
 	created bool   // we made the file (it did not exist before)
 	tmp     string // the temporary file that replaces an existing one
 	target  string // the file tmp replaces (path with its links resolved)
+	owner   *fileOwner
 }
 
 func (o *output) stdout() bool { return o.path == "-" }
@@ -113,13 +114,22 @@ func (o *output) create() error {
 			o.abort()
 			return fmt.Errorf("create output: %w", err)
 		}
-		return nil
+		return o.give()
 	}
 	f, err := os.OpenFile(o.path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_CLOEXEC, 0o644)
 	if err != nil {
 		return fmt.Errorf("create output: %w", err)
 	}
 	o.f, o.created = f, true
+	return o.give()
+}
+
+// give makes the file this run created belong to the files' owner.
+func (o *output) give() error {
+	if err := o.owner.give(o.f); err != nil {
+		o.abort()
+		return fmt.Errorf("create output: %w", err)
+	}
 	return nil
 }
 

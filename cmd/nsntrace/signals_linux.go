@@ -81,7 +81,8 @@ func infoSignal(s os.Signal, c *capture, file *captureFile, rep *reporter) bool 
 		rep.printf("%s captured (%s), %s dropped by kernel, writing %s.",
 			plural(c.packets.Load(), "packet", "packets"), formatBytes(c.bytes.Load()), drops, file.name())
 	case unix.SIGUSR2:
-		if err := c.ask(c.w.Flush); err != nil {
+		// c.w is read on the capture goroutine: rotation changes it.
+		if err := c.ask(func() error { return c.w.Flush() }); err != nil {
 			rep.errorf("flush %s: %v", file.name(), err)
 		}
 	case unix.SIGPIPE:

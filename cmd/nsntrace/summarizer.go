@@ -32,6 +32,9 @@ type sumRec struct {
 type sumBatch struct {
 	buf  []byte
 	recs []sumRec
+	// visit, if set, is run by the decoder once it decoded the batch and
+	// all before it (see withNames).
+	visit func(*summary.Names)
 }
 
 type summarizer struct {
@@ -63,7 +66,10 @@ func newSummarizer() *summarizer {
 			for _, r := range b.recs {
 				s.names.Decode(b.buf[r.off:r.off+r.n], r.outbound)
 			}
-			b.buf, b.recs = b.buf[:0], b.recs[:0]
+			if b.visit != nil {
+				b.visit(s.names)
+			}
+			b.buf, b.recs, b.visit = b.buf[:0], b.recs[:0], nil
 			s.free <- b
 		}
 	}()
@@ -109,14 +115,32 @@ func (s *summarizer) finish() {
 }
 
 // addNames records the learned names in the capture file (NRB), so that
-// Wireshark shows them without lookups.
-func (s *summarizer) addNames(w pcapng.Writer) error {
-	for addr, names := range s.names.Names() {
-		if err := w.AddNames(addr, names...); err != nil {
+// Wireshark shows them without lookups; after finish.
+func (s *summarizer) addNames(w pcapng.Writer) error { return addNames(w, s.names) }
+
+func addNames(w pcapng.Writer, names *summary.Names) error {
+	for addr, ns := range names.Names() {
+		if err := w.AddNames(addr, ns...); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// addNamesSoFar is addNames while the capture runs, from the capture
+// goroutine (a file of a rotating capture completed): the names belong
+// to the decoder goroutine then, so the decoder writes them, once it has
+// decoded every packet fed so far, while the capture goroutine waits.
+func (s *summarizer) addNamesSoFar(w pcapng.Writer) error {
+	if s.cur != nil {
+		s.ch <- s.cur // has room: there are only sumBatches batches
+		s.cur = nil
+	}
+	b := <-s.free // the decoder frees one soon
+	errc := make(chan error, 1)
+	b.visit = func(names *summary.Names) { errc <- addNames(w, names) }
+	s.ch <- b
+	return <-errc
 }
 
 // fullList says where every row of the summary table is, for its
@@ -131,8 +155,9 @@ func fullList(summaryFile string) string {
 	return summaryFile + " lists them all"
 }
 
-// report prints the table (unless quiet) and writes the JSON file.
-func (s *summarizer) report(o *options, rep *reporter, stdout io.Writer, m summary.Meta) error {
+// report prints the table (unless quiet) and writes the JSON file,
+// which belongs to owner (if not nil and it is a regular file).
+func (s *summarizer) report(o *options, rep *reporter, stdout io.Writer, owner *fileOwner, m summary.Meta) error {
 	m.NamePacketsSkipped = s.skipped
 	m.SnapLen = o.snapLen
 	r := summary.NewReport(m, s.flows, s.names)
@@ -157,6 +182,10 @@ func (s *summarizer) report(o *options, rep *reporter, stdout io.Writer, m summa
 	}
 	f, err := os.Create(o.summary)
 	if err != nil {
+		return fmt.Errorf("write summary: %w", err)
+	}
+	if err := owner.give(f); err != nil {
+		f.Close()
 		return fmt.Errorf("write summary: %w", err)
 	}
 	if err := r.WriteJSON(f); err != nil {

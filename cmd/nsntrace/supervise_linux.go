@@ -4,6 +4,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"time"
 
@@ -23,8 +24,10 @@ type waited struct {
 // supervise waits for the program (and, with --wait-all, all it started)
 // to end, while it passes the user's stop signals on: the first is
 // SIGTERM with a grace period, a second or the end of the grace period
-// SIGKILL. A capture that fails stops the program the same way. SIGUSR1
-// and SIGUSR2 are answered on the way.
+// SIGKILL. A capture that fails stops the program the same way, and so
+// do the ends the user asked for: -c COUNT packets, --duration, the last
+// file of -G with -W (then the status is the program's: waited.signal
+// stays nil). SIGUSR1 and SIGUSR2 are answered on the way.
 func (t *tracer) supervise(p *child.Process, c *capture, sigc <-chan os.Signal) waited {
 	waitc := make(chan waited, 1)
 	go func() {
@@ -32,9 +35,13 @@ func (t *tracer) supervise(p *child.Process, c *capture, sigc <-chan os.Signal) 
 		waitc <- waited{st: st, err: err}
 	}()
 	var (
-		grace   <-chan time.Time
-		stopSig os.Signal
+		grace    <-chan time.Time
+		stopSig  os.Signal
+		deadline <-chan time.Time
 	)
+	if t.o.duration > 0 {
+		deadline = time.After(t.o.duration)
+	}
 	stop := func(why string) {
 		if grace == nil {
 			t.rep.infof("%s: stopping %s (SIGTERM; ctrl-c again to kill it at once).", why, t.argv[0])
@@ -58,6 +65,10 @@ func (t *tracer) supervise(p *child.Process, c *capture, sigc <-chan os.Signal) 
 				stopSig = s
 			}
 			stop(signalName(s))
+		case why := <-c.halts():
+			stop(why)
+		case <-deadline:
+			stop(fmt.Sprintf("--duration %v passed", t.o.duration))
 		case <-grace:
 			t.rep.infof("%s did not end within %v: killing it.", t.argv[0], gracePeriod)
 			p.Kill()

@@ -151,7 +151,8 @@ func (t *tracer) run() (int, error) {
 	if err != nil {
 		return exitFailure, err
 	}
-	c := &capture{ring: s.ring, w: t.file.w, iface: id, flush: t.live(), programSide: true, sum: newSummarizer()}
+	c := newCapture(s.ring, t.file, id, t.o, t.live())
+	c.programSide, c.sum = true, newSummarizer()
 	if s.keys != nil {
 		c.keys = newKeyLog(s.keys)
 	}
@@ -222,7 +223,7 @@ func (t *tracer) conclude(s *session, c *capture, res waited, relErr error, lost
 		plural(c.packets.Load(), "packet", "packets"), plural(st.Drops, "packet", "packets"))
 	switch {
 	case ran && capErr == nil:
-		t.rep.infof("Finished capturing: %s, written to %s.", counts, t.file.name())
+		t.rep.infof("Finished capturing: %s, written to %s.", counts, t.file.written())
 	case ran:
 		// The count is what was captured, not what reached the file.
 		t.rep.infof("Finished capturing: %s; %s is incomplete.", counts, t.file.name())
@@ -257,7 +258,7 @@ func (t *tracer) conclude(s *session, c *capture, res waited, relErr error, lost
 		}
 		code = signalStatus(res.signal)
 	}
-	if err := c.sum.report(t.o, t.rep, t.stdout, summary.Meta{
+	if err := c.sum.report(t.o, t.rep, t.stdout, t.file.owner, summary.Meta{
 		Command: t.argv, ExitStatus: code, Started: c.started, Ended: time.Now(),
 		Packets: c.packets.Load(), Dropped: st.Drops,
 	}); err != nil {
@@ -278,7 +279,7 @@ func (t *tracer) complete(s *session, c *capture, ran bool) (rawcap.Stats, error
 		t.rep.errorf("warning: read kernel counters: %v", serr)
 	}
 	c.sum.finish()
-	err := t.file.finish(capErr, c.sum, c.iface, isbStats(c.started, st, serr, t.o.filter != ""))
+	err := t.file.finish(capErr, c.sum, c.iface, c.fileStats(st, serr))
 	if ran {
 		if kerr := t.file.keep(); err == nil {
 			err = kerr
