@@ -131,6 +131,8 @@ func TestParseErrors(t *testing.T) {
 		{[]string{"-s", "300000", "ls"}, "--snaplen"},
 		{[]string{"--version", "ls"}, "take no program"},
 		{[]string{"--cleanup", "--version"}, "exclude each other"},
+		{[]string{"--tls-keys", "-C", "1", "curl"}, "--tls-keys does not work with -C or -G"},
+		{[]string{"--tls-keys", "-o", "x.pcap", "curl"}, "--tls-keys needs pcapng"},
 		{[]string{"-o", "", "ls"}, "empty file name"},
 		{[]string{"-u", "", "ls"}, "--user: empty user name"},
 		{[]string{"--user=", "ls"}, "--user: empty user name"},
