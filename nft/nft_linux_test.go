@@ -276,6 +276,21 @@ func hold(t *testing.T, ns *testbed.NS, env ...string) *exec.Cmd {
 	return cmd
 }
 
+// waitTableGone waits until the held run's table is gone from ns, and
+// fails the test if it is still there after within.
+func waitTableGone(t *testing.T, ns *testbed.NS, within time.Duration) {
+	t.Helper()
+	for deadline := time.Now().Add(within); ; time.Sleep(20 * time.Millisecond) {
+		tables := ns.Run(t, "nft", "list", "tables")
+		if !strings.Contains(tables, "nsntrace_hold") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("table still there %v after SIGKILL of its run: %s", within, tables)
+		}
+	}
+}
+
 func TestTableGoneAfterSIGKILL(t *testing.T) {
 	in := testbed.NewInternet(t, nil)
 	cmd := hold(t, in.H)
@@ -284,17 +299,7 @@ func TestTableGoneAfterSIGKILL(t *testing.T) {
 	}
 	cmd.Process.Kill()
 	cmd.Wait()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		tables := in.H.Run(t, "nft", "list", "tables")
-		if !strings.Contains(tables, "nsntrace_hold") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("table survived SIGKILL of its owner: %s", tables)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitTableGone(t, in.H, 10*time.Second)
 	// Sweep restores what the killed run changed and finds nothing else.
 	sweep(t, in.H)
 }
@@ -316,17 +321,7 @@ func TestOldKernelTableGoneAfterSIGKILL(t *testing.T) {
 	}
 	cmd.Process.Kill()
 	cmd.Wait()
-	deadline := time.Now().Add(3 * time.Second)
-	for {
-		tables := in.H.Run(t, "nft", "list", "tables")
-		if !strings.Contains(tables, "nsntrace_hold") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("table still there 3 s after SIGKILL of its run: %s", tables)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitTableGone(t, in.H, 3*time.Second)
 	if did := sweep(t, in.H); len(did) > 0 {
 		t.Errorf("Sweep after the reaper: %q", did)
 	}

@@ -250,7 +250,7 @@ func TestCountInterface(t *testing.T) {
 	e := newE2E(t, nil)
 	file := filepath.Join(e.dir, "c.pcapng")
 	cmd := e.cmd("--interface", e.in.UplinkH, "-f", "udp port 7", "-c", "3", "-o", file)
-	var se syncBuffer
+	var se testbed.SyncBuffer
 	cmd.Stderr = &se
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

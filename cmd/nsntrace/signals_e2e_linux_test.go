@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -110,7 +109,7 @@ func TestUserSignals(t *testing.T) {
 	e = &e2e{t: t, in: e.in, bin: e.bin, dir: t.TempDir()}
 	token := fmt.Sprintf("nsntrace-e2e-usr-%d-%d", os.Getpid(), time.Now().UnixNano())
 	file := filepath.Join(e.dir, "u.pcapng")
-	var se syncBuffer
+	var se testbed.SyncBuffer
 	cmd := e.startForever(file, token, &se)
 	defer func() {
 		cmd.Process.Signal(syscall.SIGTERM)
@@ -218,22 +217,4 @@ func hasRecord(t *testing.T, pid int) bool {
 		t.Fatal(err)
 	}
 	return len(m) > 0
-}
-
-// syncBuffer is a bytes.Buffer that a process writes while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

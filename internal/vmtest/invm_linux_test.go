@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 	"github.com/jsimonetti/rtnetlink/v2"
 	"github.com/mdlayher/netlink"
 
+	"github.com/nsntrace/nsntrace/internal/testbed"
 	"github.com/nsntrace/nsntrace/rtnl"
 )
 
@@ -181,25 +181,6 @@ func (in *internet) leftovers(token string) ([]string, error) {
 	return left, nil
 }
 
-// syncBuffer is a bytes.Buffer that os/exec's copying goroutine may
-// write while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // linkNames lists H's links.
 func (in *internet) linkNames() ([]string, error) {
 	rc, err := rtnetlink.Dial(&netlink.Config{NetNS: in.h.fd()})
@@ -290,7 +271,7 @@ func TestInVM(t *testing.T) {
 	t.Run("kill-9", func(t *testing.T) {
 		const token = "4242"
 		cmd := in.nsntrace("-o", "/tmp/killed.pcapng", "sleep", token)
-		var se syncBuffer
+		var se testbed.SyncBuffer
 		cmd.Stderr = &se
 		if err := in.h.do(cmd.Start); err != nil {
 			t.Fatal(err)
