@@ -585,6 +585,11 @@ func TestConcurrentTraces(t *testing.T) {
 			if m := reAddr.FindStringSubmatch(r.stderr); m != nil {
 				r.addr = netip.MustParseAddr(m[1])
 			}
+			if r.code != 0 {
+				// While the others still run: what the host's conntrack
+				// and counters say of this program's lost flow.
+				r.stderr += e.hostState()
+			}
 			res[i] = r
 		}()
 	}
@@ -641,6 +646,27 @@ func TestConcurrentTraces(t *testing.T) {
 		}
 	}
 	e.clean("")
+}
+
+// hostState describes, for a failure report, what the host namespace's
+// conntrack table holds, its non-zero IP and UDP counters, and the
+// datagrams the upstream's echo server received.
+func (e *e2e) hostState() string {
+	var b strings.Builder
+	for _, c := range [][]string{{"conntrack", "-L", "-p", "udp"}, {"nstat", "-as"}, {"nft", "list", "ruleset"}} {
+		if _, err := exec.LookPath(c[0]); err != nil {
+			continue
+		}
+		out, err := e.in.H.Command(c[0], c[1:]...).CombinedOutput()
+		fmt.Fprintf(&b, "\n--- %s in the host namespace (%v):\n%s", strings.Join(c, " "), err, out)
+	}
+	b.WriteString("\n--- the upstream's UDP echo server received:\n")
+	for _, s := range e.in.Seen() {
+		if s.Service == "udp-echo" {
+			fmt.Fprintf(&b, "%s %q\n", s.Remote, s.Detail)
+		}
+	}
+	return b.String()
 }
 
 // conversations returns "proto remote:port" for every TCP and UDP frame,

@@ -4,6 +4,7 @@ package main
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -102,12 +103,14 @@ func helperUDP(addr, payload string) error {
 	}
 	defer c.Close()
 	buf := make([]byte, 2048)
+	var errs []error
 	for try := 0; try < 5; try++ {
 		if _, err := c.Write([]byte(payload)); err != nil {
 			return err
 		}
 		c.SetReadDeadline(time.Now().Add(2 * time.Second))
 		n, err := c.Read(buf)
+		errs = append(errs, err)
 		if err == nil {
 			if string(buf[:n]) != payload {
 				return fmt.Errorf("echo %q, sent %q", buf[:n], payload)
@@ -116,7 +119,7 @@ func helperUDP(addr, payload string) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("no echo from %s", addr)
+	return fmt.Errorf("no echo from %s to %s: %v", addr, c.LocalAddr(), errors.Join(errs...))
 }
 
 func helperPing(addr string, count int) error {
