@@ -264,10 +264,10 @@ func (p *Process) NetNS() (*os.File, error) {
 
 // KeyLog opens the FIFO of Config.KeyLog, through the child's root
 // (/proc/PID/root), for reading without blocking. It is opened for
-// writing too, so that it never reads end-of-file when the program's
-// writers close it. The caller owns the file.
+// reading only, so that poll(2) says when no writer has it open (POLLHUP):
+// then no key line can be on its way. The caller owns the file.
 func (p *Process) KeyLog(path string) (*os.File, error) {
-	f, err := os.OpenFile(fmt.Sprintf("/proc/%d/root%s", p.Pid(), path), os.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	f, err := os.OpenFile(fmt.Sprintf("/proc/%d/root%s", p.Pid(), path), os.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open the TLS key log: %w", err)
 	}

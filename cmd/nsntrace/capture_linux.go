@@ -203,8 +203,9 @@ func (c *capture) handle(p *rawcap.Packet) error {
 	if c.halted {
 		return nil
 	}
+	c.pkt.Direction, c.pkt.Reception = direction(p.Type, p.Data, c.programSide)
 	if c.keys != nil {
-		if err := c.keys.before(p.Timestamp, c.w); err != nil {
+		if err := c.keys.before(p.Data, p.Timestamp, c.pkt.Direction == pcapng.DirectionOutbound, c.w); err != nil {
 			return err
 		}
 	}
@@ -212,7 +213,6 @@ func (c *capture) handle(p *rawcap.Packet) error {
 	c.pkt.Timestamp = p.Timestamp
 	c.pkt.Length = p.Length
 	c.pkt.Data = p.Data
-	c.pkt.Direction, c.pkt.Reception = direction(p.Type, p.Data, c.programSide)
 	var err error
 	if p.InRing && len(p.Data) >= pcapng.MinRefLen {
 		err = c.w.WritePacketRef(&c.pkt)

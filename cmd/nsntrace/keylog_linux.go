@@ -4,13 +4,16 @@ package main
 
 import (
 	"bytes"
+	"encoding/hex"
 	"fmt"
 	"os"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/nsntrace/nsntrace/internal/rundir"
+	"github.com/nsntrace/nsntrace/internal/summary"
 	"github.com/nsntrace/nsntrace/pcapng"
 )
 
@@ -19,62 +22,153 @@ import (
 // /run/nsntrace, in the program's mount namespace only (child.Config.KeyLog).
 var keyLogPath = rundir.Path("tls-keys")
 
-// keyLogLag is how long after a packet a TLS library may take to write
-// the key line that decrypts it: the program derives a key from a packet
-// it received (the server's handshake) and logs it at once, but the
-// packet is in the ring before the line is in the FIFO. A packet's keys
-// are looked for until then.
-const keyLogLag = 10 * time.Millisecond
+// keyLogWait bounds how long the first packet a server sends on a TLS
+// connection the program opened waits for the program to log that
+// connection's keys. The program derives them from that very packet, so
+// the packet is in the ring before the line is in the FIFO; how long the
+// program takes depends on the load of the machine, not on the network.
+const keyLogWait = 2 * time.Second
+
+// maxKeyLogConns bounds the connections and client randoms remembered.
+const maxKeyLogConns = 1 << 14
 
 // keyLog moves the program's key log lines into the capture file as
 // Decryption Secrets Blocks, each before the packets it decrypts, so that
 // Wireshark decrypts on its first pass. It belongs to the capture
 // goroutine.
+//
+// Lines name their connection by the client random of its ClientHello
+// (NSS key log format). Keys the program uses to send were logged before
+// it sent: reading the FIFO after a packet was captured finds them. Keys
+// for what the server sends the program can only derive from the server's
+// first flight: that packet waits until a line with its connection's
+// client random has come, no writer has the FIFO open, or keyLogWait has
+// passed (after which no packet waits again until some line comes: a
+// program that does not log keys costs one wait, not one per connection).
 type keyLog struct {
 	f       *os.File
+	rc      syscall.RawConn
 	partial []byte // a line not yet complete
 	buf     []byte
 	drained int64 // when the FIFO was last read to its end (Unix ns)
+
+	pending map[summary.Conv][32]byte // connections whose hello the program sent and whose keys are not logged
+	logged  map[[32]byte]struct{}     // client randoms of the lines seen
+	gaveUp  bool                      // a wait timed out and no line came since
 }
 
 // maxKeyLogLine bounds a line kept while its end is awaited; key log
 // lines are a label and two hex strings, a few hundred bytes.
 const maxKeyLogLine = 64 << 10
 
-func newKeyLog(f *os.File) *keyLog { return &keyLog{f: f, buf: make([]byte, 64<<10)} }
+func newKeyLog(f *os.File) (*keyLog, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return nil, fmt.Errorf("read the TLS key log: %w", err)
+	}
+	return &keyLog{f: f, rc: rc, buf: make([]byte, 64<<10),
+		pending: map[summary.Conv][32]byte{}, logged: map[[32]byte]struct{}{}}, nil
+}
 
-// before writes to w the key lines that may decrypt a packet captured at
-// ts (Unix ns): those written up to keyLogLag after it, waiting for that
-// moment if it is still to come.
-func (k *keyLog) before(ts int64, w pcapng.Writer) error {
-	if ts+int64(keyLogLag) <= k.drained {
+// before writes to w the key lines that may decrypt data, a frame
+// captured at ts (Unix ns) that the program sent (outbound) or received,
+// waiting for them when data is the server's first flight.
+func (k *keyLog) before(data []byte, ts int64, outbound bool, w pcapng.Writer) error {
+	if k.drained < ts {
+		if err := k.drain(w); err != nil {
+			return err
+		}
+	}
+	conv, payload, ok := summary.TCPPayload(data, outbound)
+	if !ok || len(payload) == 0 {
 		return nil
 	}
-	if d := time.Until(time.Unix(0, ts+int64(keyLogLag))); d > 0 {
-		time.Sleep(d)
+	if outbound {
+		if cr := summary.ClientRandom(payload); cr != nil {
+			r := [32]byte(cr)
+			if _, done := k.logged[r]; !done {
+				if len(k.pending) >= maxKeyLogConns {
+					clear(k.pending)
+				}
+				k.pending[conv] = r
+			}
+		}
+		return nil
 	}
-	k.drained = time.Now().UnixNano()
-	return k.drain(w)
+	r, ok := k.pending[conv]
+	if !ok {
+		return nil
+	}
+	delete(k.pending, conv)
+	return k.await(r, time.Unix(0, ts).Add(keyLogWait), w)
+}
+
+// await reads the FIFO until a line for client random r has come.
+func (k *keyLog) await(r [32]byte, deadline time.Time, w pcapng.Writer) error {
+	for {
+		if _, ok := k.logged[r]; ok || k.gaveUp {
+			return nil
+		}
+		d := time.Until(deadline)
+		readable, hup, err := k.poll(d) // d <= 0: a look, no wait
+		if err != nil {
+			return err
+		}
+		switch {
+		case readable:
+			if err := k.drain(w); err != nil {
+				return err
+			}
+		case hup:
+			return nil // no writer: nothing is on its way
+		case d <= 0:
+			k.gaveUp = true
+			return nil
+		}
+	}
+}
+
+// poll waits at most d for the FIFO to be readable, or to have no writer.
+func (k *keyLog) poll(d time.Duration) (readable, hup bool, err error) {
+	var perr error
+	cerr := k.rc.Control(func(fd uintptr) {
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		ms := 0
+		if d > 0 {
+			ms = int(d.Milliseconds()) + 1
+		}
+		for {
+			_, perr = unix.Poll(fds, ms)
+			if perr != unix.EINTR {
+				break
+			}
+		}
+		readable, hup = fds[0].Revents&unix.POLLIN != 0, fds[0].Revents&unix.POLLHUP != 0
+	})
+	if cerr == nil && perr != nil {
+		cerr = os.NewSyscallError("poll", perr)
+	}
+	if cerr != nil {
+		return false, false, fmt.Errorf("wait for the TLS key log: %w", cerr)
+	}
+	return readable, hup, nil
 }
 
 // drain reads what the FIFO holds, without waiting, and writes its
 // complete lines as one block.
 func (k *keyLog) drain(w pcapng.Writer) error {
-	rc, err := k.f.SyscallConn()
-	if err != nil {
-		return fmt.Errorf("read the TLS key log: %w", err)
-	}
+	k.drained = time.Now().UnixNano()
 	for {
 		var n int
 		var rerr error
-		if err := rc.Read(func(fd uintptr) bool {
+		if err := k.rc.Read(func(fd uintptr) bool {
 			n, rerr = unix.Read(int(fd), k.buf)
 			return true // never wait for the program
 		}); err != nil {
 			return fmt.Errorf("read the TLS key log: %w", err)
 		}
 		if rerr == unix.EAGAIN || n <= 0 {
-			break
+			break // empty, or no writer and empty
 		}
 		if rerr != nil {
 			return fmt.Errorf("read the TLS key log: %w", os.NewSyscallError("read", rerr))
@@ -88,7 +182,33 @@ func (k *keyLog) drain(w pcapng.Writer) error {
 	if end < 0 {
 		return nil
 	}
-	err = w.WriteSecrets(pcapng.SecretsTLSKeyLog, k.partial[:end+1])
+	k.learn(k.partial[:end+1])
+	err := w.WriteSecrets(pcapng.SecretsTLSKeyLog, k.partial[:end+1])
 	k.partial = append(k.partial[:0], k.partial[end+1:]...)
 	return err
+}
+
+// learn remembers the client randoms that lines name: LABEL RANDOM SECRET.
+func (k *keyLog) learn(lines []byte) {
+	for len(lines) > 0 {
+		line := lines
+		if i := bytes.IndexByte(lines, '\n'); i >= 0 {
+			line, lines = lines[:i], lines[i+1:]
+		} else {
+			lines = nil
+		}
+		f := bytes.Fields(line)
+		var r [32]byte
+		if len(f) < 3 || len(f[1]) != 64 {
+			continue
+		}
+		if _, err := hex.Decode(r[:], f[1]); err != nil {
+			continue
+		}
+		if len(k.logged) >= maxKeyLogConns {
+			clear(k.logged)
+		}
+		k.logged[r] = struct{}{}
+		k.gaveUp = false
+	}
 }

@@ -154,7 +154,9 @@ func (t *tracer) run() (int, error) {
 	c := newCapture(s.ring, t.file, id, t.o, t.live())
 	c.programSide, c.sum = true, newSummarizer()
 	if s.keys != nil {
-		c.keys = newKeyLog(s.keys)
+		if c.keys, err = newKeyLog(s.keys); err != nil {
+			return exitFailure, err
+		}
 	}
 
 	// A stop signal during set-up: nothing has run yet; leave nothing.
