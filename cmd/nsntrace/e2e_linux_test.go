@@ -653,12 +653,16 @@ func TestConcurrentTraces(t *testing.T) {
 // datagrams the upstream's echo server received.
 func (e *e2e) hostState() string {
 	var b strings.Builder
-	for _, c := range [][]string{{"conntrack", "-L", "-p", "udp"}, {"nstat", "-as"}, {"nft", "list", "ruleset"}} {
+	for _, c := range [][]string{{"conntrack", "-L", "-p", "udp"}, {"nstat", "-as"}, {"ip", "-4", "neigh"}, {"nft", "list", "ruleset"}} {
 		if _, err := exec.LookPath(c[0]); err != nil {
 			continue
 		}
 		out, err := e.in.H.Command(c[0], c[1:]...).CombinedOutput()
 		fmt.Fprintf(&b, "\n--- %s in the host namespace (%v):\n%s", strings.Join(c, " "), err, out)
+	}
+	// The neighbour tables are one for all namespaces (gc_thresh3).
+	if out, err := exec.Command("sh", "-c", "dmesg | tail -n 20").CombinedOutput(); err == nil {
+		fmt.Fprintf(&b, "\n--- the kernel's last messages:\n%s", out)
 	}
 	b.WriteString("\n--- the upstream's UDP echo server received:\n")
 	for _, s := range e.in.Seen() {
