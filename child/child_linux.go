@@ -15,6 +15,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nsntrace/nsntrace/internal/kfeature"
 )
 
 var _ io.Closer = (*Process)(nil)
@@ -86,7 +88,7 @@ func Start(cfg *Config) (_ *Process, err error) {
 	fc, err := net.FileConn(ours) // dups ours (CLOEXEC)
 	ours.Close()
 	if err != nil {
-		return nil, fmt.Errorf("start child: %w", err)
+		return nil, fmt.Errorf("start child: %w", kfeature.Namespaces(err, "/proc"))
 	}
 	conn := fc.(*net.UnixConn)
 	defer func() {
@@ -149,7 +151,7 @@ func Start(cfg *Config) (_ *Process, err error) {
 		close(p.initDone)
 	}()
 	if err := <-forked; err != nil {
-		return nil, fmt.Errorf("start child: %w", err)
+		return nil, fmt.Errorf("start child: %w", kfeature.Namespaces(err, "/proc"))
 	}
 	defer func() {
 		if err != nil {

@@ -14,6 +14,8 @@ import (
 	"github.com/google/nftables/expr"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/nsntrace/nsntrace/internal/kfeature"
 )
 
 // nftTableFOwner is NFT_TABLE_F_OWNER (linux/netfilter/nf_tables.h, 5.12).
@@ -54,7 +56,7 @@ func Install(s Spec) (_ *Table, err error) {
 	}
 	conn, err := netlink.Dial(unix.NETLINK_NETFILTER, nil)
 	if err != nil {
-		return nil, fmt.Errorf("dial netfilter netlink: %w", err)
+		return nil, fmt.Errorf("dial netfilter netlink: %w", kfeature.Netfilter(err))
 	}
 	// t, not the named result: an error return sets that to nil before
 	// this deferred Close runs.
@@ -271,6 +273,9 @@ func removeTagged(match func(tag []byte) bool) (int, error) {
 		return 0, fmt.Errorf("dial nftables: %w", err)
 	}
 	chains, err := c.ListChains()
+	if absent(err) {
+		return 0, nil // no nf_tables: no rule of ours either
+	}
 	if err != nil {
 		return 0, fmt.Errorf("list nftables chains: %w", err)
 	}
@@ -357,6 +362,15 @@ func Sweep() ([]string, error) {
 	done = append(done, tables...)
 	fw, ferr := sweepForwarding()
 	return append(done, fw...), errors.Join(err, terr, ferr)
+}
+
+// absent reports whether err is the kernel's answer to a listing when it
+// has no nf_tables: EINVAL from nfnetlink for a subsystem nobody
+// registered (net/netfilter/nfnetlink.c, nfnetlink_rcv_msg), and
+// EPROTONOSUPPORT for the socket when nfnetlink is absent too. Then
+// nothing of ours can be left to sweep.
+func absent(err error) bool {
+	return errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EPROTONOSUPPORT)
 }
 
 func alive(pid int) bool {

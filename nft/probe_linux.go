@@ -10,21 +10,13 @@ import (
 	"github.com/google/nftables"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/nsntrace/nsntrace/internal/kfeature"
 )
 
 // MissingError says which kernel feature nsntrace needs and lacks, and the
 // kernel option that provides it.
-type MissingError struct {
-	Feature string // e.g. "nf_tables NAT"
-	Config  string // e.g. "CONFIG_NFT_NAT"
-	Err     error  // the kernel's answer
-}
-
-func (e *MissingError) Error() string {
-	return fmt.Sprintf("the kernel lacks %s (%s): %v", e.Feature, e.Config, e.Err)
-}
-
-func (e *MissingError) Unwrap() error { return e.Err }
+type MissingError = kfeature.MissingError
 
 // features is what the kernel's nf_tables offers, found out by asking it
 // (probe), never from its version number.
@@ -156,6 +148,9 @@ func sweepTables() ([]string, error) {
 	}
 	defer c.CloseLasting()
 	tables, err := c.ListTables()
+	if absent(err) {
+		return nil, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("list nftables tables: %w", err)
 	}

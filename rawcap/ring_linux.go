@@ -11,6 +11,8 @@ import (
 
 	"github.com/mdlayher/socket"
 	"golang.org/x/sys/unix"
+
+	"github.com/nsntrace/nsntrace/internal/kfeature"
 )
 
 // Ring is an AF_PACKET socket with a TPACKET_V3 receive ring bound to one
@@ -71,7 +73,7 @@ func New(cfg *Config) (r *Ring, err error) {
 
 	conn, err := socket.Socket(unix.AF_PACKET, unix.SOCK_RAW, 0, "packet", &socket.Config{NetNS: max(c.NetNS, 0)})
 	if err != nil {
-		return nil, fmt.Errorf("open ring: %w", err)
+		return nil, fmt.Errorf("open ring: %w", kfeature.PacketSocket(err))
 	}
 	defer func() {
 		if err != nil {

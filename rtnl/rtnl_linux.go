@@ -14,6 +14,7 @@ import (
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/nsntrace/nsntrace/internal/kfeature"
 	"github.com/nsntrace/nsntrace/internal/rundir"
 )
 
@@ -252,7 +253,7 @@ func Setup(p Plan, childNetNS int) (_ *Link, err error) {
 		},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("create veth %s: %w", p.HostIf, err)
+		return nil, fmt.Errorf("create veth %s: %w", p.HostIf, kfeature.Veth(err))
 	}
 	ifi, err := net.InterfaceByName(p.HostIf)
 	if err != nil {

@@ -1,12 +1,17 @@
 package rtnl
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/jsimonetti/rtnetlink/v2"
+	"golang.org/x/sys/unix"
+
+	"github.com/nsntrace/nsntrace/internal/kfeature"
 	"github.com/nsntrace/nsntrace/internal/testbed"
 )
 
@@ -154,5 +159,31 @@ func TestVethDiesWithNamespace(t *testing.T) {
 			t.Fatalf("host veth survived its namespace by 10 s: %s", links)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestUnknownLinkKind shows the kernel's answer for a link kind no driver
+// registered, which is what a kernel without veth (CONFIG_VETH, or its
+// module absent) answers Setup: EOPNOTSUPP, which kfeature.Veth names.
+func TestUnknownLinkKind(t *testing.T) {
+	testbed.RequirePrivileged(t)
+	ns := testbed.NewNS(t)
+	err := ns.Do(func() error {
+		c, err := rtnetlink.Dial(nil)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		return c.Link.New(&rtnetlink.LinkMessage{
+			Family:     unix.AF_UNSPEC,
+			Attributes: &rtnetlink.LinkAttributes{Name: "nsnnone0", Info: &rtnetlink.LinkInfo{Kind: "nsntrace-none"}},
+		})
+	})
+	if !errors.Is(err, unix.EOPNOTSUPP) {
+		t.Fatalf("a link of an unknown kind: %v, want EOPNOTSUPP", err)
+	}
+	var me *kfeature.MissingError
+	if !errors.As(kfeature.Veth(err), &me) || me.Config != "CONFIG_VETH" {
+		t.Errorf("kfeature.Veth(%v) = %v", err, kfeature.Veth(err))
 	}
 }

@@ -47,9 +47,13 @@ echo "VMTEST-KERNEL $(uname -r)"
 # A kernel that comes with modules: load them in the order of
 # modules/load; a leading ? marks a soft dependency that may not load
 # (crc32c_intel without SSE4.2 under TCG).
+# vmtest.skipmods=a.ko,b.ko on the kernel's command line leaves modules
+# out, to see nsntrace on a kernel without them.
+skip=" $(sed -n 's/.*vmtest\.skipmods=\([^ ]*\).*/\1/p' /proc/cmdline | tr , ' ') "
 if [ -f /modules/load ]; then
 	n=0
 	while read m; do
+		case "$skip" in *" ${m#\?} "*) echo "VMTEST-MODULE-LEFT-OUT ${m#\?}"; continue ;; esac
 		case $m in
 		'?'*) insmod /modules/${m#?} 2>/dev/null || echo "VMTEST-MODULE-SKIPPED ${m#?}" ;;
 		*) if insmod /modules/$m; then n=$((n+1)); else echo "VMTEST-MODULE-FAILED $m"; fi ;;
@@ -94,12 +98,12 @@ func TestVM(t *testing.T) {
 			mods = ""
 		}
 		lacks := lacksNAT(filepath.Join(filepath.Dir(k), "config-"+name), name, mods != "")
+		rd := initrd
+		if mods != "" {
+			rd = withModules(t, initrd, mods)
+		}
 		ok := t.Run(name, func(t *testing.T) {
-			rd := initrd
-			if mods != "" {
-				rd = withModules(t, initrd, mods)
-			}
-			bootAndJudge(t, qemu, k, rd, lacks, mods != "")
+			bootAndJudge(t, qemu, k, rd, vmBoot{lacks: lacks}, mods != "")
 		})
 		what := "traces"
 		if mods != "" {
@@ -111,6 +115,19 @@ func TestVM(t *testing.T) {
 		line := fmt.Sprintf("kernel %s: %s (%s) in %.1f min", name, map[bool]string{true: "PASS", false: "FAIL"}[ok], what, time.Since(start).Minutes())
 		summary = append(summary, line)
 		fmt.Println("vmtest:", line)
+		if mods == "" || lacks != "" {
+			continue
+		}
+		// The same kernel without a feature nsntrace needs: one
+		// sentence naming its option, exit 125, nothing left.
+		for _, v := range withoutModule {
+			start := time.Now()
+			ok := t.Run(name+"-"+v.name, func(t *testing.T) { bootAndJudge(t, qemu, k, rd, v.boot, true) })
+			line := fmt.Sprintf("kernel %s without %s: %s (refuses, naming %s) in %.1f min", name,
+				strings.Join(v.boot.skip, " "), map[bool]string{true: "PASS", false: "FAIL"}[ok], v.boot.lacks, time.Since(start).Minutes())
+			summary = append(summary, line)
+			fmt.Println("vmtest:", line)
+		}
 	}
 	if u := os.Getenv(envUnprepared); u != "" {
 		line := "NOT BOOTED: " + u
@@ -232,11 +249,41 @@ func lacksNAT(config, version string, modules bool) string {
 	return strings.Join(missing, ", ")
 }
 
+// vmBoot is what one boot must show.
+type vmBoot struct {
+	lacks string   // options the refusal names ("": the kernel must trace)
+	skip  []string // modules left out of those the kernel comes with
+}
+
+// withoutModule are the boots of a kernel that comes with modules where one
+// feature's modules are left out, and the option nsntrace must name.
+var withoutModule = []struct {
+	name string
+	boot vmBoot
+}{
+	// nf_tables absent: its netlink subsystem answers EOPNOTSUPP.
+	{"no-nf_tables", vmBoot{lacks: "CONFIG_NF_TABLES", skip: []string{"nf_tables.ko", "nft_chain_nat.ko", "nft_masq.ko", "nft_ct.ko"}}},
+	// nfnetlink absent too: NETLINK_NETFILTER sockets are EPROTONOSUPPORT.
+	{"no-nfnetlink", vmBoot{lacks: "CONFIG_NETFILTER_NETLINK", skip: []string{"nfnetlink.ko", "nf_tables.ko", "nft_chain_nat.ko", "nft_masq.ko", "nft_ct.ko"}}},
+}
+
+// (veth cannot be left out: the VM's own private internet is made of
+// one. rtnl's TestUnknownLinkKind shows the kernel's answer that
+// kfeature.Veth reads.)
+
 var reSubtest = regexp.MustCompile(`^\s*--- (PASS|FAIL|SKIP): TestInVM/(\S+)`)
 
 // bootAndJudge boots kernel, collects the console and checks TestInVM's
 // report and the capture.
-func bootAndJudge(t *testing.T, qemu, kernel, initrd, lacks string, modules bool) {
+func bootAndJudge(t *testing.T, qemu, kernel, initrd string, b vmBoot, modules bool) {
+	lacks := b.lacks
+	appendArgs := "console=ttyS0 panic=-1 quiet loglevel=1"
+	if lacks != "" {
+		appendArgs += " " + cmdlineRefuse
+	}
+	if len(b.skip) > 0 {
+		appendArgs += " vmtest.skipmods=" + strings.Join(b.skip, ",") + " " + cmdlineRefuse + "=" + lacks
+	}
 	accel := os.Getenv(envAccel)
 	if accel == "" {
 		accel = "tcg"
@@ -245,7 +292,7 @@ func bootAndJudge(t *testing.T, qemu, kernel, initrd, lacks string, modules bool
 	defer cancel()
 	cmd := exec.CommandContext(ctx, qemu, "-accel", accel, "-nic", "none", "-m", "1024", "-smp", "2",
 		"-nographic", "-no-reboot", "-kernel", kernel, "-initrd", initrd,
-		"-append", "console=ttyS0 panic=-1 quiet loglevel=1"+map[bool]string{true: " " + cmdlineRefuse, false: ""}[lacks != ""])
+		"-append", appendArgs)
 	cmd.WaitDelay = 5 * time.Second
 	start := time.Now()
 	out, err := cmd.CombinedOutput()
