@@ -660,8 +660,10 @@ func (e *e2e) hostState() string {
 		out, err := e.in.H.Command(c[0], c[1:]...).CombinedOutput()
 		fmt.Fprintf(&b, "\n--- %s in the host namespace (%v):\n%s", strings.Join(c, " "), err, out)
 	}
-	// The neighbour tables are one for all namespaces (gc_thresh3).
-	if out, err := exec.Command("sh", "-c", "dmesg | tail -n 20").CombinedOutput(); err == nil {
+	// The neighbour tables (gc_thresh3) and the per-CPU backlogs that veths
+	// queue to (softnet_stat's second column counts its drops) are one for
+	// all namespaces: another test's flood or namespaces may fill them.
+	if out, err := exec.Command("sh", "-c", "cat /proc/net/softnet_stat; dmesg | tail -n 20").CombinedOutput(); err == nil {
 		fmt.Fprintf(&b, "\n--- the kernel's last messages:\n%s", out)
 	}
 	b.WriteString("\n--- the upstream's UDP echo server received:\n")
