@@ -85,6 +85,11 @@ Everything after PROGRAM belongs to PROGRAM; use -- before a PROGRAM whose name
 starts with a dash. There are no subcommands: "nsntrace help" traces a program
 named help.
 
+Loopback: the program's own lo is captured too, as a second interface "lo"
+of the pcapng file, each packet once and without a direction; --no-loopback
+leaves it out. Classic pcap has one interface: there lo is captured only with
+--loopback, into the same file.
+
 Signals: ctrl-c, SIGTERM, SIGHUP, SIGQUIT, SIGABRT (and fault signals sent
 with kill) stop PROGRAM (SIGTERM, SIGKILL 2 seconds later or at a second
 signal), complete the file and exit 128+N. SIGUSR1 prints the counters on
