@@ -26,5 +26,7 @@
 // # Network namespaces
 //
 // Config.NetNS opens the socket in another network namespace; the ring then
-// captures that namespace's interface with the given index.
+// captures that namespace's interface with the given index. On that
+// namespace's lo, Config.DropOutgoing keeps one copy of each packet: the
+// kernel hands a packet socket both the sent and the received one.
 package rawcap

@@ -46,6 +46,45 @@ type Config struct {
 	// NetNS, if positive, is an fd of the network namespace to open the
 	// socket in.
 	NetNS int
+	// DropOutgoing leaves out the packets the interface sends
+	// (PacketOutgoing), in the kernel, before they reach the ring or its
+	// counters. On a loopback device every packet reaches a packet socket
+	// twice: xmit_one hands it over as sent (dev_queue_xmit_nit sets
+	// PACKET_OUTGOING), then loopback_xmit passes it to __netif_rx and it
+	// comes again as received (PACKET_HOST, from eth_type_trans). Keeping
+	// only the received copy shows each packet once, as libpcap does on
+	// lo (linux_check_direction in pcap-linux.c, which does it after the
+	// ring, so that its counters count both copies).
+	DropOutgoing bool
+}
+
+// acceptAll is a filter's return value that keeps a packet whole: the
+// kernel cuts a packet to the smaller of it and the packet's length.
+const acceptAll = 0xffffffff
+
+// dropOutgoing returns the filter prog (nil: accept everything) preceded
+// by a test that rejects outgoing packets (SKF_AD_PKTTYPE, skb->pkt_type).
+// A is 0 again after the test, as the kernel starts a program, so that
+// prog runs as it would alone.
+func dropOutgoing(prog []bpf.RawInstruction) []bpf.RawInstruction {
+	pre := []bpf.Instruction{
+		bpf.LoadExtension{Num: bpf.ExtType},
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: uint32(PacketOutgoing), SkipTrue: 1},
+		bpf.RetConstant{Val: 0},
+		bpf.LoadConstant{Dst: bpf.RegA, Val: 0},
+	}
+	if len(prog) == 0 {
+		pre = append(pre, bpf.RetConstant{Val: acceptAll})
+	}
+	out := make([]bpf.RawInstruction, 0, len(pre)+len(prog))
+	for _, ins := range pre {
+		raw, err := ins.Assemble()
+		if err != nil {
+			panic(err) // constant instructions above
+		}
+		out = append(out, raw)
+	}
+	return append(out, prog...)
 }
 
 func (c *Config) withDefaults() Config {

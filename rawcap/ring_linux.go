@@ -67,6 +67,9 @@ func New(cfg *Config) (r *Ring, err error) {
 	if c.SnapLen < 0 {
 		return nil, fmt.Errorf("open ring: negative snap length %d", c.SnapLen)
 	}
+	if c.DropOutgoing {
+		c.Filter = dropOutgoing(c.Filter)
+	}
 	if len(c.Filter) > 0xffff {
 		return nil, fmt.Errorf("open ring: filter of %d instructions is too long", len(c.Filter))
 	}

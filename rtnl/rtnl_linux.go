@@ -218,12 +218,17 @@ type Link struct {
 	conn  *rtnetlink.Conn
 	index uint32
 	name  string
+	lo    uint32 // lo's index in the program's namespace
 	once  sync.Once
 	err   error
 }
 
 // HostIndex is the interface index of the host end.
 func (l *Link) HostIndex() int { return int(l.index) }
+
+// LoopbackIndex is the interface index of lo in the program's namespace
+// (LOOPBACK_IFINDEX, 1, on every kernel so far; looked up, not assumed).
+func (l *Link) LoopbackIndex() int { return int(l.lo) }
 
 // Setup creates the veth pair of plan with the peer directly in the
 // network namespace childNetNS (an fd), and configures both ends.
@@ -295,6 +300,7 @@ func Setup(p Plan, childNetNS int) (_ *Link, err error) {
 	if lo == 0 || peer == 0 {
 		return nil, fmt.Errorf("configure the program's namespace: lo or %s missing", p.PeerIf)
 	}
+	l.lo = lo
 	if err := up(in, lo); err != nil {
 		return nil, fmt.Errorf("set lo up: %w", err)
 	}

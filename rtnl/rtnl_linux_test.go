@@ -3,6 +3,7 @@ package rtnl
 import (
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -84,6 +85,16 @@ func TestSetupReachesUpstream(t *testing.T) {
 	addr := c.Run(t, "ip", "-br", "addr")
 	if !strings.Contains(addr, p.PeerAddr.String()) || !strings.Contains(addr, "lo ") {
 		t.Fatalf("inside addresses: %s", addr)
+	}
+	var lo int
+	if err := c.Do(func() error {
+		ifi, err := net.InterfaceByName("lo")
+		if err == nil {
+			lo = ifi.Index
+		}
+		return err
+	}); err != nil || l.LoopbackIndex() != lo {
+		t.Fatalf("LoopbackIndex = %d, want lo's %d (%v)", l.LoopbackIndex(), lo, err)
 	}
 	route := c.Run(t, "ip", "route")
 	if !strings.Contains(route, "default via "+p.HostAddr.Addr().String()) {

@@ -16,6 +16,9 @@ type Link struct{}
 // HostIndex is 0 off Linux.
 func (l *Link) HostIndex() int { return 0 }
 
+// LoopbackIndex is 0 off Linux.
+func (l *Link) LoopbackIndex() int { return 0 }
+
 // Close does nothing off Linux.
 func (l *Link) Close() error { return nil }
 

@@ -16,7 +16,7 @@ import (
 //
 // With rotation (-C, -G) it is a series of files, each complete in
 // itself: next finishes and keeps the current one and starts the next
-// with the same section header and interface.
+// with the same section header and interfaces.
 type captureFile struct {
 	base   string // the name given (-o); files after the first are named from it
 	rot    rotation
@@ -25,9 +25,16 @@ type captureFile struct {
 	out    *output
 	w      pcapng.Writer
 
-	comment string           // of every section header
-	ifc     pcapng.Interface // described in every file
-	n       int              // files begun, less one: the current file's number
+	comment string             // of every section header
+	ifcs    []pcapng.Interface // described in every file, in the order of their ids
+	n       int                // files begun, less one: the current file's number
+	inFile  int                // interfaces described in the current file
+}
+
+// ifaceStats is the statistics block of interface id.
+type ifaceStats struct {
+	id int
+	st pcapng.Stats
 }
 
 func newCaptureFile(path string, format pcapng.Format, rot rotation, owner *fileOwner) *captureFile {
@@ -67,35 +74,52 @@ func (f *captureFile) create(comment string) error {
 	if err != nil {
 		return fmt.Errorf("write %s: %w", f.out.name(), err)
 	}
-	f.w, f.comment = w, comment
+	f.w, f.comment, f.inFile = w, comment, 0
 	return nil
 }
 
-// addInterface describes the interface whose packets the file will hold,
-// and returns its id.
+// addInterface describes an interface whose packets the file will hold,
+// and returns its id. Classic pcap describes one interface: the packets
+// of another one (the program's lo, --loopback) go in with the first
+// one's id, as they would in a capture on "any" without its headers.
 func (f *captureFile) addInterface(ifc pcapng.Interface) (int, error) {
 	ifc.LinkType = pcapng.LinkTypeEthernet
 	ifc.OS = osName()
+	id, err := f.add(ifc)
+	if err != nil {
+		return 0, err
+	}
+	f.ifcs = append(f.ifcs, ifc)
+	return id, nil
+}
+
+// add describes ifc in the current file.
+func (f *captureFile) add(ifc pcapng.Interface) (int, error) {
+	if f.format == pcapng.FormatPcap && f.inFile > 0 {
+		return 0, nil
+	}
 	id, err := f.w.AddInterface(ifc)
 	if err != nil {
 		return 0, fmt.Errorf("write %s: %w", f.out.name(), err)
 	}
-	f.ifc = ifc
+	f.inFile++
 	return id, nil
 }
 
 // finish completes the file once the capture into it ended with capErr:
-// the names learned (when sum is not nil), the statistics of interface
-// id, and the writer's last batch. It returns the first error, capErr
-// first; after an error only the writer is closed. The output stays for
-// keep or abort.
-func (f *captureFile) finish(capErr error, sum *summarizer, id int, st pcapng.Stats) error {
+// the names learned (when sum is not nil), the statistics of each
+// interface, and the writer's last batch. It returns the first error,
+// capErr first; after an error only the writer is closed. The output
+// stays for keep or abort.
+func (f *captureFile) finish(capErr error, sum *summarizer, stats []ifaceStats) error {
 	err := capErr
 	if err == nil && sum != nil {
 		err = sum.addNames(f.w)
 	}
-	if err == nil {
-		err = f.w.WriteStats(id, st)
+	for _, s := range stats {
+		if err == nil {
+			err = f.w.WriteStats(s.id, s.st)
+		}
 	}
 	if cerr := f.w.Close(); err == nil {
 		err = cerr
@@ -114,17 +138,18 @@ func (f *captureFile) abort() { f.out.abort() }
 func (f *captureFile) files() int { return f.n + 1 }
 
 // next completes and keeps the current file, with the names learned so
-// far (sum, if not nil) and its statistics st, and starts the next one.
+// far (sum, if not nil) and its statistics, and starts the next one with
+// the same interfaces.
 // Where the next name is taken, by a file of the ring or of an earlier
 // run, that file is replaced at once, as tcpdump does: a ring bounds the
 // disk space (-C SIZE × -W N).
-func (f *captureFile) next(sum *summarizer, id int, st pcapng.Stats) error {
+func (f *captureFile) next(sum *summarizer, stats []ifaceStats) error {
 	var err error
 	if sum != nil {
 		err = sum.addNamesSoFar(f.w)
 	}
 	if err == nil {
-		err = f.finish(nil, nil, id, st)
+		err = f.finish(nil, nil, stats)
 	}
 	if kerr := f.keep(); err == nil {
 		err = kerr
@@ -148,8 +173,13 @@ func (f *captureFile) next(sum *summarizer, id int, st pcapng.Stats) error {
 	if err := f.create(f.comment); err != nil {
 		return err
 	}
-	_, err = f.addInterface(f.ifc)
-	return err
+	// The same interfaces in the same order get the same ids again.
+	for _, ifc := range f.ifcs {
+		if _, err := f.add(ifc); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // written says where the capture went, once it ended: its file, or how

@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -44,9 +45,25 @@ func ringConfig(o *options, prog []bpf.RawInstruction, live bool) *rawcap.Config
 	return c
 }
 
-// capture moves packets from a ring into a capture file.
+// capture moves packets from a ring, and from the program's loopback
+// ring if there is one, into a capture file.
+//
+// Each ring has a goroutine of its own, which waits for its blocks in the
+// runtime poller. They take turns at the file (and at everything below
+// that says "the capture goroutine's") block by block: a goroutine holds
+// mu from the first packet of a block until the block is done, so that a
+// packet costs no lock. The file's packets are therefore in order within
+// each interface, and interleaved block by block across them, which
+// pcapng allows (readers sort by time when they must).
 type capture struct {
 	ring *rawcap.Ring
+	// lo, if set, is the ring on the program's loopback interface
+	// (loopback_linux.go).
+	lo *loopRing
+	// mu is held by the ring goroutine at work; main is the first ring's
+	// hold on it.
+	mu   sync.Mutex
+	main holder
 	file *captureFile
 	// w is file's current writer; iface the interface's id in it.
 	w     pcapng.Writer
@@ -73,6 +90,7 @@ type capture struct {
 	// goroutine's own, so that a packet costs no atomic operation.
 	packets, bytes atomic.Uint64
 	npkts, nbytes  uint64
+	loPkts         uint64        // of npkts, those seen on lo; read once run ended
 	pkt            pcapng.Packet // reused, so that a packet costs no allocation
 
 	started time.Time
@@ -101,8 +119,30 @@ type capture struct {
 
 // newCapture is a capture from ring into file, with o's limits.
 func newCapture(ring *rawcap.Ring, file *captureFile, iface int, o *options, live bool) *capture {
-	return &capture{ring: ring, file: file, w: file.w, iface: iface, flush: live,
+	c := &capture{ring: ring, file: file, w: file.w, iface: iface, flush: live,
 		filtered: o.filter != "", limit: uint64(o.count), rotates: file.rot.on()}
+	c.main.mu = &c.mu
+	return c
+}
+
+// holder is one ring goroutine's hold on capture.mu.
+type holder struct {
+	mu   *sync.Mutex
+	held bool
+}
+
+func (h *holder) hold() {
+	if !h.held {
+		h.mu.Lock()
+		h.held = true
+	}
+}
+
+func (h *holder) let() {
+	if h.held {
+		h.held = false
+		h.mu.Unlock()
+	}
 }
 
 // askReq is a function for the capture goroutine, and its answer.
@@ -143,9 +183,11 @@ func (c *capture) ask(f func() error) error {
 	}
 }
 
-// between runs after each block and on a wake: the writer lets go of the
-// block, and a pending ask runs.
+// between runs after each block of the first ring and on a wake: the
+// writer lets go of the block, and a pending ask runs.
 func (c *capture) between() error {
+	c.main.hold()
+	defer c.main.let()
 	err := c.w.Release()
 	select {
 	case r := <-c.asks:
@@ -183,18 +225,50 @@ func (c *capture) stop() error {
 	return c.err
 }
 
-// run captures until ctx is done and the ring is drained.
+// run captures until ctx is done and the rings are drained, or until one
+// of them fails: then the other one stops too.
 func (c *capture) run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var loErr error
+	var wg sync.WaitGroup
+	if c.lo != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			loErr = c.runLoopback(ctx)
+			if loErr != nil {
+				cancel()
+			}
+		}()
+	}
 	// Large packets go to the file straight from the ring (writev), with
 	// no copy into the writer's buffer: the writer releases them at the
 	// end of each block, before the ring hands the block back.
 	err := c.ring.RunBlocks(ctx, c.handle, c.between)
+	c.main.let() // held if RunBlocks failed between a packet and its block's end
+	if err != nil {
+		cancel()
+	}
+	wg.Wait()
+	if err == nil {
+		err = loErr
+	}
 	c.packets.Store(c.npkts)
 	c.bytes.Store(c.nbytes)
 	return err
 }
 
 func (c *capture) handle(p *rawcap.Packet) error {
+	c.main.hold()
+	dir, rec := direction(p.Type, p.Data, c.programSide)
+	return c.write(p, c.iface, dir, rec, false)
+}
+
+// write writes a packet seen on interface iface, with direction dir and
+// reception rec, and accounts it; loop says it was seen on the program's
+// lo. The caller holds mu.
+func (c *capture) write(p *rawcap.Packet, iface int, dir pcapng.Direction, rec pcapng.Reception, loop bool) error {
 	if c.rotates && !c.halted {
 		if err := c.beforePacket(p.Timestamp); err != nil {
 			return err
@@ -203,13 +277,13 @@ func (c *capture) handle(p *rawcap.Packet) error {
 	if c.halted {
 		return nil
 	}
-	c.pkt.Direction, c.pkt.Reception = direction(p.Type, p.Data, c.programSide)
+	c.pkt.Direction, c.pkt.Reception = dir, rec
 	if c.keys != nil {
-		if err := c.keys.before(p.Data, p.Timestamp, c.pkt.Direction == pcapng.DirectionOutbound, c.w); err != nil {
+		if err := c.keys.before(p.Data, p.Timestamp, dir, c.w); err != nil {
 			return err
 		}
 	}
-	c.pkt.Interface = c.iface
+	c.pkt.Interface = iface
 	c.pkt.Timestamp = p.Timestamp
 	c.pkt.Length = p.Length
 	c.pkt.Data = p.Data
@@ -222,8 +296,14 @@ func (c *capture) handle(p *rawcap.Packet) error {
 	if err != nil {
 		return err
 	}
-	if c.sum != nil {
-		c.sum.feed(p, c.pkt.Direction)
+	switch {
+	case loop:
+		c.loPkts++
+		if c.sum != nil {
+			c.sum.feedLoopback(p)
+		}
+	case c.sum != nil:
+		c.sum.feed(p, dir)
 	}
 	c.npkts++
 	c.nbytes += uint64(p.Length)

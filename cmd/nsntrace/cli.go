@@ -56,6 +56,8 @@ type options struct {
 	iface          string
 	waitAll        bool
 	tlsKeys        bool
+	loopback       bool          // --loopback
+	noLoopback     bool          // --no-loopback
 	fileSize       string        // -C, as given
 	rotateSeconds  int           // -G
 	fileCount      int           // -W
@@ -82,6 +84,11 @@ protocols it talks to, exactly as the program saw them.
 Everything after PROGRAM belongs to PROGRAM; use -- before a PROGRAM whose name
 starts with a dash. There are no subcommands: "nsntrace help" traces a program
 named help.
+
+Loopback: the program's own lo is captured too, as a second interface "lo"
+of the pcapng file, each packet once and without a direction; --no-loopback
+leaves it out. Classic pcap has one interface: there lo is captured only with
+--loopback, into the same file.
 
 Signals: ctrl-c, SIGTERM, SIGHUP, SIGQUIT, SIGABRT (and fault signals sent
 with kill) stop PROGRAM (SIGTERM, SIGKILL 2 seconds later or at a second
@@ -150,6 +157,8 @@ func newCommand(o *options) *cobra.Command {
 	f.IntVarP(&o.snapLen, "snaplen", "s", defaultSnapLen, "capture at most `N` bytes of each packet")
 	f.BoolVarP(&o.packetBuffered, "packet-buffered", "U", false, "write each packet out at once (implied by -o -)")
 	f.BoolVar(&o.tlsKeys, "tls-keys", false, "give PROGRAM an SSLKEYLOGFILE and write the TLS keys it logs into the pcapng file, so that Wireshark decrypts its TLS (the file then holds secrets)")
+	f.BoolVar(&o.noLoopback, "no-loopback", false, "leave out the program's own loopback interface (lo), captured by default as a second interface of the pcapng file")
+	f.BoolVar(&o.loopback, "loopback", false, "with classic pcap (-F pcap, a .pcap name), also capture the program's lo, into the same file with nothing to tell its packets apart")
 	f.StringVarP(&o.fileSize, "file-size", "C", "", "start a new file once the current one holds more than `SIZE` millions of bytes (or SIZE k, M, G: 1024, 1024², 1024³ bytes); see Files below")
 	f.IntVarP(&o.rotateSeconds, "rotate-seconds", "G", 0, "start a new file every `SECONDS`; see Files below")
 	f.IntVarP(&o.fileCount, "file-count", "W", 0, "with -C, keep only the last `N` files (a ring); with -G alone, end after N files")
@@ -315,6 +324,9 @@ func (o *options) check() error {
 		if o.fileSize != "" || o.rotateSeconds > 0 {
 			return &usageError{"--tls-keys does not work with -C or -G yet: every file would need the keys logged before it; leave one of them out"}
 		}
+	}
+	if err := o.checkLoopback(); err != nil {
+		return err
 	}
 	if o.set["user"] && o.user == "" {
 		return &usageError{"--user: empty user name; give a name or UID, or leave -u out to run as root"}

@@ -25,10 +25,17 @@ type isbCounts struct {
 	packets                   uint64 // enhanced packet blocks in the file
 }
 
-// readISB walks a pcapng file's blocks and returns its packet count and the
-// counters of its last interface statistics block (options 4 isb_ifrecv,
-// 6 isb_filteraccept, 7 isb_osdrop, 8 isb_usrdeliv; draft-ietf-opsawg-pcapng).
+// readISB walks a pcapng file's blocks and returns the packet count and
+// the counters of the last interface statistics block of its first
+// interface, the program's veth (options 4 isb_ifrecv, 6 isb_filteraccept,
+// 7 isb_osdrop, 8 isb_usrdeliv; draft-ietf-opsawg-pcapng).
 func readISB(t *testing.T, file string) isbCounts {
+	t.Helper()
+	return readISBOf(t, file, 0)
+}
+
+// readISBOf is readISB for interface id.
+func readISBOf(t *testing.T, file string, id uint32) isbCounts {
 	t.Helper()
 	b, err := os.ReadFile(file)
 	if err != nil {
@@ -46,6 +53,10 @@ func readISB(t *testing.T, file string) isbCounts {
 			t.Fatalf("%s: block at %d has length %d", file, off, n)
 		}
 		body := b[off+8 : off+n-4]
+		if (typ == 5 || typ == 6) && (len(body) < 4 || bo.Uint32(body) != id) {
+			off += n
+			continue
+		}
 		switch typ {
 		case 6:
 			c.packets++

@@ -31,7 +31,7 @@ const helperEnv = "NSNTRACE_E2E_HELPER"
 func helperMain(args []string) int {
 	for len(args) > 0 {
 		step := args[0]
-		need := map[string]int{"udp": 2, "ping": 2, "touch": 1, "wait": 1, "exit": 1, "sleep": 1, "ignore-term": 0, "term-exit": 1, "token": 1, "udp-forever": 2, "serve": 1, "dns": 1, "connect": 1}[step]
+		need := map[string]int{"udp": 2, "ping": 2, "touch": 1, "wait": 1, "exit": 1, "sleep": 1, "ignore-term": 0, "term-exit": 1, "token": 1, "udp-forever": 2, "serve": 1, "dns": 1, "connect": 1, "lo-echo": 1}[step]
 		if len(args) < 1+need {
 			fmt.Fprintf(os.Stderr, "helper: %s needs %d arguments\n", step, need)
 			return 2
@@ -81,6 +81,8 @@ func helperMain(args []string) int {
 			if cerr == nil {
 				c.Close()
 			}
+		case "lo-echo": // lo-echo PAYLOAD: a TCP echo server on 127.0.0.1 and one exchange with it
+			err = helperLoopbackEcho(p[0])
 		case "token": // token WORD: only marks the process's command line
 		case "exit":
 			n, _ := strconv.Atoi(p[0])
@@ -230,4 +232,49 @@ func dnsAnswered(network, addr string) bool {
 	buf := make([]byte, 4096)
 	n, err := c.Read(buf)
 	return err == nil && n >= 12
+}
+
+// helperLoopbackEcho starts a TCP echo server on 127.0.0.1, sends it
+// payload over one connection, reads the echo and closes, the client
+// first; it returns once the server saw the connection end.
+func helperLoopbackEcho(payload string) error {
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	served := make(chan error, 1)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			served <- err
+			return
+		}
+		defer c.Close()
+		_, err = io.Copy(c, c)
+		served <- err
+	}()
+	c, err := net.DialTimeout("tcp4", l.Addr().String(), 3*time.Second)
+	if err != nil {
+		return err
+	}
+	if _, err := c.Write([]byte(payload)); err != nil {
+		c.Close()
+		return err
+	}
+	buf := make([]byte, len(payload))
+	c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	_, err = io.ReadFull(c, buf)
+	c.Close()
+	if err != nil {
+		return err
+	}
+	if string(buf) != payload {
+		return fmt.Errorf("echo %q, sent %q", buf, payload)
+	}
+	if err := <-served; err != nil {
+		return err
+	}
+	fmt.Printf("lo echo: %s\n", buf)
+	return nil
 }

@@ -101,11 +101,11 @@ func superviseIface(o *options, rep *reporter, sigc <-chan os.Signal, file *capt
 func concludeIface(o *options, rep *reporter, stdout io.Writer, file *captureFile, c *capture) (int, error) {
 	capErr := c.stop()
 	rep.stopCounter()
-	st, serr := c.ring.Stats()
+	stats, st, serr := c.endStats()
 	if c.sum != nil {
 		c.sum.finish()
 	}
-	err := file.finish(capErr, c.sum, c.iface, c.fileStats(st, serr))
+	err := file.finish(capErr, c.sum, stats)
 	if kerr := file.keep(); err == nil {
 		err = kerr
 	}

@@ -71,14 +71,19 @@ func newKeyLog(f *os.File) (*keyLog, error) {
 }
 
 // before writes to w the key lines that may decrypt data, a frame
-// captured at ts (Unix ns) that the program sent (outbound) or received,
-// waiting for them when data is the server's first flight.
-func (k *keyLog) before(data []byte, ts int64, outbound bool, w pcapng.Writer) error {
+// captured at ts (Unix ns) that the program sent or received (dir; on its
+// lo, where it does both, unknown), waiting for them when data is the
+// server's first flight.
+func (k *keyLog) before(data []byte, ts int64, dir pcapng.Direction, w pcapng.Writer) error {
 	if k.drained < ts {
 		if err := k.drain(w); err != nil {
 			return err
 		}
 	}
+	if dir == pcapng.DirectionUnknown {
+		return nil
+	}
+	outbound := dir == pcapng.DirectionOutbound
 	conv, payload, ok := summary.TCPPayload(data, outbound)
 	if !ok || len(payload) == 0 {
 		return nil

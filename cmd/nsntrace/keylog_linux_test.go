@@ -79,14 +79,14 @@ func TestKeyLogWaitsForTheConnectionsKeys(t *testing.T) {
 	defer w.Close()
 	rec := &secretsRecorder{}
 	now := time.Now().UnixNano()
-	if err := k.before(tcpFrame(true, hello), now, true, rec); err != nil {
+	if err := k.before(tcpFrame(true, hello), now, pcapng.DirectionOutbound, rec); err != nil {
 		t.Fatal(err)
 	}
 	go func() {
 		time.Sleep(300 * time.Millisecond)
 		w.WriteString("CLIENT_HANDSHAKE_TRAFFIC_SECRET " + random + " 0011\nSERVER_HANDSHAKE_TRAFFIC_SECRET " + random + " 2233\n")
 	}()
-	if err := k.before(tcpFrame(false, []byte{22, 3, 3, 0, 90, 2}), time.Now().UnixNano(), false, rec); err != nil {
+	if err := k.before(tcpFrame(false, []byte{22, 3, 3, 0, 90, 2}), time.Now().UnixNano(), pcapng.DirectionInbound, rec); err != nil {
 		t.Fatal(err)
 	}
 	if len(rec.lines) != 6 || rec.lines[1] != random {
@@ -94,7 +94,7 @@ func TestKeyLogWaitsForTheConnectionsKeys(t *testing.T) {
 	}
 	// Later packets of the connection do not wait.
 	start := time.Now()
-	if err := k.before(tcpFrame(false, []byte{23, 3, 3, 0, 1, 0}), time.Now().UnixNano(), false, rec); err != nil {
+	if err := k.before(tcpFrame(false, []byte{23, 3, 3, 0, 1, 0}), time.Now().UnixNano(), pcapng.DirectionInbound, rec); err != nil {
 		t.Fatal(err)
 	}
 	if d := time.Since(start); d > keyLogWait/2 {
@@ -109,17 +109,17 @@ func TestKeyLogWithoutKeys(t *testing.T) {
 	rec := &secretsRecorder{}
 	hello := append([]byte{22, 3, 1, 0x02, 0x00, 1, 0x00, 0x01, 0xfc, 3, 3}, make([]byte, 40)...)
 	past := time.Now().Add(-keyLogWait + 50*time.Millisecond).UnixNano()
-	k.before(tcpFrame(true, hello), past, true, rec)
-	if err := k.before(tcpFrame(false, []byte{22, 3, 3}), past, false, rec); err != nil {
+	k.before(tcpFrame(true, hello), past, pcapng.DirectionOutbound, rec)
+	if err := k.before(tcpFrame(false, []byte{22, 3, 3}), past, pcapng.DirectionInbound, rec); err != nil {
 		t.Fatal(err)
 	}
 	if !k.gaveUp {
 		t.Fatal("no line and no writer: the wait did not end at its deadline")
 	}
 	hello[20] = 1 // another connection's random
-	k.before(tcpFrame(true, hello), time.Now().UnixNano(), true, rec)
+	k.before(tcpFrame(true, hello), time.Now().UnixNano(), pcapng.DirectionOutbound, rec)
 	start := time.Now()
-	k.before(tcpFrame(false, []byte{22, 3, 3}), time.Now().UnixNano(), false, rec)
+	k.before(tcpFrame(false, []byte{22, 3, 3}), time.Now().UnixNano(), pcapng.DirectionInbound, rec)
 	if d := time.Since(start); d > keyLogWait/2 {
 		t.Errorf("after giving up, a packet waited %v", d)
 	}
@@ -133,9 +133,9 @@ func TestKeyLogWithoutKeys(t *testing.T) {
 	w.WriteString("CLIENT_RANDOM " + strings.Repeat("cd", 32) + " 00\n")
 	w.Close()
 	hello[20] = 2
-	k.before(tcpFrame(true, hello), time.Now().UnixNano(), true, rec)
+	k.before(tcpFrame(true, hello), time.Now().UnixNano(), pcapng.DirectionOutbound, rec)
 	start = time.Now()
-	k.before(tcpFrame(false, []byte{22, 3, 3}), time.Now().UnixNano(), false, rec)
+	k.before(tcpFrame(false, []byte{22, 3, 3}), time.Now().UnixNano(), pcapng.DirectionInbound, rec)
 	if d := time.Since(start); d > keyLogWait/2 {
 		t.Errorf("with no writer left, a packet waited %v", d)
 	}

@@ -27,7 +27,7 @@ func foreverSteps(token string, size int) []string {
 		"udp-forever", testbed.UpstreamAddr.String()+":7", strings.Repeat("r", size))
 }
 
-var reCaptured = regexp.MustCompile(`Finished capturing: (\d+) packets? captured, (\d+) packets? dropped`)
+var reCaptured = regexp.MustCompile(`Finished capturing: (\d+) packets? captured(?: \(\d+ on lo\))?, (\d+) packets? dropped`)
 
 // captured is the packet count of the end message.
 func captured(t *testing.T, r result) uint64 {

@@ -30,12 +30,15 @@ func (c *capture) beforePacket(ts int64) error {
 		c.halt(fmt.Sprintf("-W %d: %d files written", last, last))
 		return nil
 	}
-	st, err := c.ring.Stats()
-	if err := c.file.next(c.sum, c.iface, c.fileStats(st, err)); err != nil {
+	stats, st, lst := c.fileStatsNow()
+	if err := c.file.next(c.sum, stats); err != nil {
 		return err
 	}
 	c.w = c.file.w
 	c.fileStart, c.fileBase, c.filePkts = time.Now(), st, c.npkts
+	if c.lo != nil {
+		c.lo.base = lst
+	}
 	return nil
 }
 
@@ -56,10 +59,58 @@ func (c *capture) halt(why string) {
 // halts delivers why the capture halted, once.
 func (c *capture) halts() <-chan string { return c.haltc }
 
-// fileStats is the statistics block of the current file, from the ring's
-// counters now (st, read with err): what the kernel counted since the
-// file began.
-func (c *capture) fileStats(st rawcap.Stats, err error) pcapng.Stats {
-	d := rawcap.Stats{Packets: st.Packets - c.fileBase.Packets, Drops: st.Drops - c.fileBase.Drops}
+// fileStats is the statistics block of the current file, from a ring's
+// counters now (st, read with err) and when the file began (base): what
+// the kernel counted since.
+func (c *capture) fileStats(st, base rawcap.Stats, err error) pcapng.Stats {
+	d := rawcap.Stats{Packets: st.Packets - base.Packets, Drops: st.Drops - base.Drops}
 	return isbStats(c.fileStart, d, err, c.filtered)
+}
+
+// fileStatsNow reads the rings' counters and returns the statistics
+// blocks of the current file, one for each interface, with the counters
+// read: the first ring's and lo's (zero without it).
+func (c *capture) fileStatsNow() (stats []ifaceStats, st, lst rawcap.Stats) {
+	st, err := c.ring.Stats()
+	stats = append(stats, ifaceStats{c.iface, c.fileStats(st, c.fileBase, err)})
+	if c.lo != nil {
+		lst, err = c.lo.ring.Stats()
+		stats = append(stats, ifaceStats{c.lo.iface, c.fileStats(lst, c.lo.base, err)})
+	}
+	return stats, st, lst
+}
+
+// endStats reads the rings' counters once the capture ended: the
+// statistics blocks of the current file, the kernel's counters summed
+// over the rings, and the first error reading them.
+func (c *capture) endStats() ([]ifaceStats, rawcap.Stats, error) {
+	st, err := c.ring.Stats()
+	stats := []ifaceStats{{c.iface, c.fileStats(st, c.fileBase, err)}}
+	if c.lo != nil {
+		lst, lerr := c.lo.ring.Stats()
+		stats = append(stats, ifaceStats{c.lo.iface, c.fileStats(lst, c.lo.base, lerr)})
+		st = addStats(st, lst)
+		if err == nil {
+			err = lerr
+		}
+	}
+	return stats, st, err
+}
+
+// kernelStats is the kernel's counters summed over the rings, and the
+// first error reading them. Any goroutine may call it.
+func (c *capture) kernelStats() (rawcap.Stats, error) {
+	st, err := c.ring.Stats()
+	if c.lo != nil {
+		lst, lerr := c.lo.ring.Stats()
+		st = addStats(st, lst)
+		if err == nil {
+			err = lerr
+		}
+	}
+	return st, err
+}
+
+func addStats(a, b rawcap.Stats) rawcap.Stats {
+	return rawcap.Stats{Packets: a.Packets + b.Packets, Drops: a.Drops + b.Drops, FreezeQueue: a.FreezeQueue + b.FreezeQueue}
 }

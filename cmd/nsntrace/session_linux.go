@@ -26,6 +26,8 @@ type session struct {
 	p    *child.Process
 	link *rtnl.Link
 	ring *rawcap.Ring
+	// lo is the ring on the program's own lo, or nil (loopback_linux.go).
+	lo *rawcap.Ring
 	// keys is the program's TLS key log FIFO (--tls-keys), or nil.
 	keys *os.File
 	// dnsNote says how the program resolves names, for the start message.
@@ -81,6 +83,14 @@ func startSession(t *tracer) (_ *session, err error) {
 	if err := s.connect(ccfg); err != nil {
 		return nil, err
 	}
+	var loc chan newRing
+	if t.o.captureLoopback() {
+		netns, err := s.p.NetNS()
+		if err != nil {
+			return nil, fmt.Errorf("open the program's network namespace: %w", err)
+		}
+		loc = s.openLoopback(t, int(netns.Fd())) // netns is p's, closed after the ring arrived
+	}
 	unlock()
 	locked = false
 	if err := s.firewall(t.uplink.Name); err != nil {
@@ -100,6 +110,11 @@ func startSession(t *tracer) (_ *session, err error) {
 	s.do(func() { s.ring.Close() }) // after Stats; a close error loses nothing
 	if err := s.ring.Bind(s.link.HostIndex()); err != nil {
 		return nil, fmt.Errorf("open capture on %s: %w", plan.HostIf, err)
+	}
+	if loc != nil {
+		if err := s.bindLoopback(loc); err != nil {
+			return nil, err
+		}
 	}
 	return s, nil
 }

@@ -73,7 +73,7 @@ func infoSignal(s os.Signal, c *capture, file *captureFile, rep *reporter) bool 
 	switch s {
 	case unix.SIGUSR1:
 		c.ask(nil) // publishes the counters
-		st, err := c.ring.Stats()
+		st, err := c.kernelStats()
 		drops := "unknown"
 		if err == nil {
 			drops = plural(st.Drops, "packet", "packets")

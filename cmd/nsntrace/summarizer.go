@@ -39,6 +39,9 @@ type sumBatch struct {
 
 type summarizer struct {
 	flows *summary.Flows // the capture goroutine's
+	// loop, if set, counts the conversations on the program's lo; the
+	// capture goroutine's too.
+	loop  *summary.Loopback
 	names *summary.Names // the decoder goroutine's until finish
 	ch    chan *sumBatch
 	free  chan *sumBatch
@@ -161,6 +164,9 @@ func (s *summarizer) report(o *options, rep *reporter, stdout io.Writer, owner *
 	m.NamePacketsSkipped = s.skipped
 	m.SnapLen = o.snapLen
 	r := summary.NewReport(m, s.flows, s.names)
+	if s.loop != nil {
+		r.AddLoopback(s.loop)
+	}
 	if !o.quiet {
 		var b strings.Builder
 		r.WriteText(&b, fullList(o.summary))

@@ -153,6 +153,14 @@ func (t *tracer) run() (int, error) {
 	}
 	c := newCapture(s.ring, t.file, id, t.o, t.live())
 	c.programSide, c.sum = true, newSummarizer()
+	if s.lo != nil {
+		loID, err := t.file.addInterface(t.loopbackInterface())
+		if err != nil {
+			return exitFailure, err
+		}
+		c.addLoopback(s.lo, loID)
+		c.sum.loop = summary.NewLoopback(nil)
+	}
 	if s.keys != nil {
 		if c.keys, err = newKeyLog(s.keys); err != nil {
 			return exitFailure, err
@@ -221,8 +229,11 @@ func (t *tracer) conclude(s *session, c *capture, res waited, relErr error, lost
 	ran := relErr == nil && res.err == nil && res.st.ExecError == nil
 	st, capErr := t.complete(s, c, ran)
 	pipeGone := errors.Is(capErr, unix.EPIPE)
-	counts := fmt.Sprintf("%s captured, %s dropped by kernel",
-		plural(c.packets.Load(), "packet", "packets"), plural(st.Drops, "packet", "packets"))
+	counts := plural(c.packets.Load(), "packet", "packets") + " captured"
+	if c.lo != nil {
+		counts += fmt.Sprintf(" (%d on lo)", c.loPkts)
+	}
+	counts += fmt.Sprintf(", %s dropped by kernel", plural(st.Drops, "packet", "packets"))
 	switch {
 	case ran && capErr == nil:
 		t.rep.infof("Finished capturing: %s, written to %s.", counts, t.file.written())
@@ -276,12 +287,12 @@ func (t *tracer) conclude(s *session, c *capture, res waited, relErr error, lost
 func (t *tracer) complete(s *session, c *capture, ran bool) (rawcap.Stats, error) {
 	capErr := c.stop()
 	t.rep.stopCounter()
-	st, serr := s.ring.Stats()
+	stats, st, serr := c.endStats()
 	if serr != nil {
 		t.rep.errorf("warning: read kernel counters: %v", serr)
 	}
 	c.sum.finish()
-	err := t.file.finish(capErr, c.sum, c.iface, c.fileStats(st, serr))
+	err := t.file.finish(capErr, c.sum, stats)
 	if ran {
 		if kerr := t.file.keep(); err == nil {
 			err = kerr

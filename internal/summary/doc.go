@@ -56,9 +56,24 @@
 //	    "state":       "established" // tcp: established | refused | no answer | partial;
 //	                                 // udp/icmp: answered | no answer
 //	  }],
-//	  "dns_failures": [{"name": "nx.example", "type": "A", "rcode": "NXDOMAIN"}]
+//	  "dns_failures": [{"name": "nx.example", "type": "A", "rcode": "NXDOMAIN"}],
 //	                                 // rcode: NXDOMAIN, SERVFAIL, ..., "no data", "no answer"
+//	  "loopback": [{                 // null when the program's lo was not captured
+//	    "proto":       "tcp",
+//	    "server_addr": "127.0.0.1", "server_port": 8080,
+//	    "client_addr": "127.0.0.1", "client_port": 41236,
+//	    "packets_to_server": 6, "packets_to_client": 5,
+//	    "bytes_to_server": 500, "bytes_to_client": 900,
+//	    "first_seen":  "...", "last_seen": "...",
+//	    "state":       "established"
+//	  }],
+//	  "loopback_untracked_conversations": 0
 //	}
+//
+// Conversations on the program's own loopback interface (Loopback) are
+// kept apart: both ends are the program, so they are not connections out
+// of it. Each has a client (for TCP the sender of the SYN, otherwise the
+// side with the higher port) and a server; their table holds 4096.
 //
 // The table is capped (Config.MaxConversations, 65536 by default, about
 // 7.5 MB allocated up front, touched only as it fills); conversations

@@ -47,6 +47,10 @@ type Report struct {
 	CutPackets  uint64       `json:"cut_packets"`
 	Connections []Connection `json:"connections"`
 	DNSFailures []Failure    `json:"dns_failures"`
+	// Loopback are the conversations on the program's own lo, none of
+	// them in Connections; null when lo was not captured (AddLoopback).
+	Loopback          []LoopbackConnection `json:"loopback"`
+	LoopbackUntracked uint64               `json:"loopback_untracked_conversations"`
 
 	snapLen int
 }
@@ -318,6 +322,7 @@ func (r *Report) WriteText(w io.Writer, fullList string) error {
 				len(rest), conns, FormatBytes(out), FormatBytes(in), hint)
 		}
 	}
+	r.writeLoopback(&b, hint)
 	if len(r.DNSFailures) > 0 {
 		b.WriteString("DNS lookups that failed:\n")
 		for _, f := range r.DNSFailures[:min(len(r.DNSFailures), maxTextRows)] {
