@@ -168,3 +168,57 @@ func TestPublish(t *testing.T) {
 	}
 	e.clean(token)
 }
+
+// TestPublishConflict: a host port another program holds, or another run
+// publishes, stops the run with one sentence and exit 125 before anything
+// exists: no veth, no table, no file.
+func TestPublishConflict(t *testing.T) {
+	t.Parallel()
+	e := newE2E(t, nil)
+	var l net.Listener
+	if err := e.in.H.Do(func() (err error) {
+		l, err = net.Listen("tcp", "10.77.0.2:8090")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var stderr testbed.SyncBuffer
+	end, _ := e.startPublished(filepath.Join(e.dir, "a.pcapng"), "nsntrace-e2e-pubA", &stderr, "-p", "8091:80/udp")
+	for _, c := range []struct{ what, p, want string }{
+		{"bound on the host", "8090:80", "port 8090/tcp of the host is in use"},
+		{"published by another run", "8091:81/udp", "port 8091/udp of the host is in use"},
+		{"not a host address", "192.0.2.1:8092:80", "192.0.2.1 is not an address of this host"},
+	} {
+		r := e.trace("b.pcapng", append([]string{"-p", c.p}, helper("exit", "0")...)...)
+		if r.code != exitFailure || !strings.Contains(r.stderr, c.want) || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 {
+			t.Errorf("%s: -p %s: exit %d, stderr %q; want %d and one line with %q", c.what, c.p, r.code, r.stderr, exitFailure, c.want)
+		}
+		if _, err := os.Stat(r.file); err == nil {
+			t.Errorf("%s: %s created", c.what, r.file)
+		}
+	}
+	// Only the first run's veth and table exist while it runs.
+	if links := e.in.H.Run(t, "ip", "-br", "link"); strings.Count(links, "\n") != 3 {
+		t.Errorf("links besides lo, the uplink and the first run's veth:\n%s", links)
+	}
+	if code := end(); code != 0 {
+		t.Errorf("first run: exit %d:\n%s", code, stderr.String())
+	}
+	e.clean("nsntrace-e2e-pubB")
+}
+
+// TestPublishBadSyntax: a -p that is not [HOSTADDR:]HOSTPORT:PORT[/tcp|/udp]
+// is one sentence saying so, and exit 125.
+func TestPublishBadSyntax(t *testing.T) {
+	t.Parallel()
+	e := newE2E(t, nil)
+	for _, p := range []string{"80", "0:80", "8080:70000", "8080:80/sctp", "host:8080:80", "8080:80:90"} {
+		r := e.trace("bad.pcapng", append([]string{"-p", p}, helper("exit", "0")...)...)
+		first, _, _ := strings.Cut(r.stderr, "\n")
+		if r.code != exitFailure || !strings.HasPrefix(first, fmt.Sprintf("nsntrace: -p %q: ", p)) || !strings.Contains(first, "[HOSTADDR:]HOSTPORT:PORT[/tcp|/udp]") {
+			t.Errorf("-p %s: exit %d, stderr %q", p, r.code, r.stderr)
+		}
+	}
+	e.clean("")
+}
