@@ -86,7 +86,11 @@ func httpTable(work string) error {
 			return fmt.Errorf("create veth %s/%s: %v: %s", l[1], l[3], err, out)
 		}
 	}
-	if err := u.sh("ip addr add 10.77.0.1/24 dev down0; ip link set down0 up"); err != nil {
+	// wrk without keep-alive opens ~10k connections a second: without
+	// these (the upstream namespace's own sysctls), later rows would
+	// measure the client's ephemeral ports running out in TIME_WAIT.
+	if err := u.sh(`ip addr add 10.77.0.1/24 dev down0; ip link set down0 up
+sysctl -qw net.ipv4.ip_local_port_range="1024 65535" net.ipv4.tcp_tw_reuse=1`); err != nil {
 		return err
 	}
 	// The plain path: the same veth, DNAT, forward accept and masquerade
@@ -104,7 +108,8 @@ table inet benchpub {
     oifname "plainh" tcp dport 80 ct status dnat accept
     oifname "plainh" drop
     iifname "plainh" oifname "uplink0" accept
-    iifname "plainh" drop }
+    iifname "plainh" drop
+  }
 }
 X`); err != nil {
 		return err
