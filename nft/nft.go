@@ -18,4 +18,10 @@ type Spec struct {
 	Subnet, Subnet6 netip.Prefix
 	// Uplink is the host's uplink device; Veth the run's host veth end.
 	Uplink, Veth string
+	// Peer and Peer6 (optional) are the program's addresses: where
+	// published ports lead.
+	Peer, Peer6 netip.Addr
+	// Publish are the program's ports reachable from the host and beyond
+	// (-p).
+	Publish []Port
 }

@@ -33,6 +33,7 @@ type Table struct {
 	tag     []byte
 	foreign []foreignChain
 	fwd     *forwarding
+	publish []Port
 
 	once sync.Once
 	err  error
@@ -60,7 +61,7 @@ func Install(s Spec) (_ *Table, err error) {
 	}
 	// t, not the named result: an error return sets that to nil before
 	// this deferred Close runs.
-	t := &Table{conn: conn, name: s.Table, veth: s.Veth, uplink: s.Uplink, tag: []byte("nsntrace:" + strconv.Itoa(os.Getpid()))}
+	t := &Table{conn: conn, name: s.Table, veth: s.Veth, uplink: s.Uplink, tag: []byte("nsntrace:" + strconv.Itoa(os.Getpid())), publish: s.Publish}
 	defer func() {
 		if err != nil {
 			t.Close() // best effort: the install error is what to report
@@ -219,7 +220,7 @@ func send(conn *netlink.Conn, msgs []netlink.Message) error {
 // Name is the table's name.
 func (t *Table) Name() string { return t.name }
 
-// openForeignDrops inserts veth accepts at the top of every other table's
+// openForeignDrops inserts veth accepts (and the published ports') at the top of every other table's
 // forward base chain whose policy is drop.
 func (t *Table) openForeignDrops() error {
 	c, err := nftables.New()
@@ -235,7 +236,7 @@ func (t *Table) openForeignDrops() error {
 			ch.Policy == nil || *ch.Policy != nftables.ChainPolicyDrop {
 			continue
 		}
-		for _, r := range ForwardAccepts(t.veth, t.uplink) {
+		for _, r := range append(ForwardAccepts(t.veth, t.uplink), PublishAccepts(t.veth, t.publish)...) {
 			c.InsertRule(&nftables.Rule{Table: ch.Table, Chain: ch, Exprs: r, UserData: t.tag})
 		}
 		t.foreign = append(t.foreign, foreignChain{ch.Table, ch.Name})

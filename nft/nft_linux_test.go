@@ -52,6 +52,12 @@ func TestMain(m *testing.M) {
 // run sets up a traced-like namespace c behind host h with veth and table.
 func run(t *testing.T, in *testbed.Internet) (*testbed.NS, rtnl.Plan, *Table) {
 	t.Helper()
+	return runPorts(t, in, nil)
+}
+
+// runPorts is run with published ports.
+func runPorts(t *testing.T, in *testbed.Internet, ports []Port) (*testbed.NS, rtnl.Plan, *Table) {
+	t.Helper()
 	c := testbed.NewNS(t)
 	cf, err := c.Open()
 	if err != nil {
@@ -71,7 +77,8 @@ func run(t *testing.T, in *testbed.Internet) (*testbed.NS, rtnl.Plan, *Table) {
 		if link, err = rtnl.Setup(p, int(cf.Fd())); err != nil {
 			return err
 		}
-		tb, err = Install(Spec{Table: "nsntrace_t_" + p.HostIf, Subnet: p.HostAddr.Masked(), Subnet6: p.HostAddr6.Masked(), Uplink: in.UplinkH, Veth: p.HostIf})
+		tb, err = Install(Spec{Table: "nsntrace_t_" + p.HostIf, Subnet: p.HostAddr.Masked(), Subnet6: p.HostAddr6.Masked(), Uplink: in.UplinkH, Veth: p.HostIf,
+			Peer: p.PeerAddr.Addr(), Peer6: p.PeerAddr6.Addr(), Publish: ports})
 		return err
 	})
 	if err != nil {

@@ -34,60 +34,86 @@ func (s Spec) Chains() ([]ChainSpec, error) {
 	if s.Subnet6.IsValid() {
 		post = append(post, masquerade(s.Subnet6, s.Uplink))
 	}
-	return []ChainSpec{
-		{Name: "postrouting", Type: "nat", Hook: unix.NF_INET_POST_ROUTING, Priority: 100, Rules: post},
-		{Name: "forward", Type: "filter", Hook: unix.NF_INET_FORWARD, Priority: 0, Rules: forwardRules(s.Veth, s.Uplink)},
-	}, nil
+	pub, err := s.publishChains()
+	if err != nil {
+		return nil, err
+	}
+	return append(pub,
+		ChainSpec{Name: "postrouting", Type: "nat", Hook: unix.NF_INET_POST_ROUTING, Priority: 100, Rules: post},
+		ChainSpec{Name: "forward", Type: "filter", Hook: unix.NF_INET_FORWARD, Priority: 0, Rules: forwardRules(s.Veth, s.Uplink, s.Publish)},
+	), nil
 }
 
 // familyChains returns the chains of the run's table of family fam: all of
 // chains for inet; for ip and ip6 (kernels before 5.2, which have no nat
-// chains in inet tables), the forward chain and the masquerade of that
-// family's subnet only.
+// chains in inet tables), the rules that match that family's protocol
+// (masquerade of its subnet, DNAT to its address) and those for any
+// protocol (forward).
 func (s Spec) familyChains(fam byte, chains []ChainSpec) ([]ChainSpec, error) {
-	var sub netip.Prefix
 	switch fam {
 	case unix.NFPROTO_INET:
 		return chains, nil
-	case unix.NFPROTO_IPV4:
-		sub = s.Subnet
-	case unix.NFPROTO_IPV6:
-		sub = s.Subnet6
+	case unix.NFPROTO_IPV4, unix.NFPROTO_IPV6:
 	default:
 		return nil, fmt.Errorf("table family %d", fam)
 	}
 	out := make([]ChainSpec, len(chains))
 	copy(out, chains)
 	for i, c := range out {
-		if c.Type == "nat" {
-			// The table's family already says which protocol it is:
-			// no meta nfproto match (which also confuses nft list).
-			out[i].Rules = [][]expr.Any{masquerade(sub, s.Uplink)[2:]}
+		out[i].Rules = nil
+		for _, r := range c.Rules {
+			p, ok := ruleNFProto(r)
+			switch {
+			case !ok:
+				out[i].Rules = append(out[i].Rules, r)
+			case p == fam:
+				// The table's family already says which protocol it is:
+				// no meta nfproto match (which also confuses nft list).
+				out[i].Rules = append(out[i].Rules, r[2:])
+			}
 		}
 	}
 	return out, nil
+}
+
+// ruleNFProto returns the protocol a rule starts by matching (meta
+// nfproto P), if it does.
+func ruleNFProto(r []expr.Any) (byte, bool) {
+	if len(r) < 2 {
+		return 0, false
+	}
+	m, ok := r[0].(*expr.Meta)
+	if !ok || m.Key != expr.MetaKeyNFPROTO {
+		return 0, false
+	}
+	c, ok := r[1].(*expr.Cmp)
+	if !ok || len(c.Data) != 1 {
+		return 0, false
+	}
+	return c.Data[0], true
 }
 
 // forwardRules let through the forward path only what the program's
 // namespace started, and only to and from the uplink:
 //
 //	oifname VETH ct state established,related accept
+//	oifname VETH meta l4proto P th dport PORT ct status dnat accept  (each published port)
 //	oifname VETH drop
 //	iifname VETH oifname UPLINK accept
 //	iifname VETH drop
 //
 // So nobody on the uplink reaches a server the program runs (even with a
-// route to the run's subnet), and concurrent runs, whose veths are
+// route to the run's subnet) but through a published port, and concurrent runs, whose veths are
 // directly connected on the host, cannot reach each other. The chain's
 // policy stays accept: traffic that is not the run's is not ours to judge.
-func forwardRules(veth, uplink string) [][]expr.Any {
+func forwardRules(veth, uplink string, ports []Port) [][]expr.Any {
 	acc := ForwardAccepts(veth, uplink)
-	return [][]expr.Any{
-		acc[0],
+	rs := append([][]expr.Any{acc[0]}, PublishAccepts(veth, ports)...)
+	return append(rs,
 		append(ifname(expr.MetaKeyOIFNAME, veth), drop()),
 		acc[1],
 		append(ifname(expr.MetaKeyIIFNAME, veth), drop()),
-	}
+	)
 }
 
 // ForwardAccepts are the rules that let the run's own traffic through a

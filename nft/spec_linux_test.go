@@ -20,11 +20,24 @@ func render(r []expr.Any) string {
 	for _, e := range r {
 		switch e := e.(type) {
 		case *expr.Meta:
-			key = map[expr.MetaKey]string{expr.MetaKeyIIFNAME: "iifname", expr.MetaKeyOIFNAME: "oifname", expr.MetaKeyNFPROTO: "nfproto"}[e.Key]
+			key = map[expr.MetaKey]string{expr.MetaKeyIIFNAME: "iifname", expr.MetaKeyOIFNAME: "oifname", expr.MetaKeyNFPROTO: "nfproto", expr.MetaKeyL4PROTO: "l4proto"}[e.Key]
 		case *expr.Ct:
-			key = map[expr.CtKey]string{expr.CtKeySTATE: "ct state"}[e.Key]
+			key = map[expr.CtKey]string{expr.CtKeySTATE: "ct state", expr.CtKeySTATUS: "ct status"}[e.Key]
 		case *expr.Payload:
-			key = fmt.Sprintf("@nh,%d,%d", e.Offset*8, e.Len*8)
+			base := map[expr.PayloadBase]string{expr.PayloadBaseNetworkHeader: "nh", expr.PayloadBaseTransportHeader: "th"}[e.Base]
+			key = fmt.Sprintf("@%s,%d,%d", base, e.Offset*8, e.Len*8)
+		case *expr.Fib:
+			key = "?"
+			if e.ResultADDRTYPE && e.FlagDADDR && !e.FlagIIF && !e.FlagOIF {
+				key = "fib daddr type"
+			}
+		case *expr.Immediate:
+			out = append(out, fmt.Sprintf("reg%d=%x", e.Register, e.Data))
+		case *expr.NAT:
+			out = append(out, fmt.Sprintf("dnat%d reg%d:reg%d specified=%v", e.Family, e.RegAddrMin, e.RegProtoMin, e.Specified))
+			if e.Type != expr.NATTypeDestNAT {
+				out = append(out, "?")
+			}
 		case *expr.Bitwise:
 			key += fmt.Sprintf(" & %x", e.Mask)
 		case *expr.Cmp:

@@ -34,7 +34,7 @@ var (
 	flagCBin    = flag.String("c-nsntrace", "/usr/bin/nsntrace", "the C nsntrace (Debian package nsntrace)")
 	flagRuns    = flag.Int("runs", 5, "interleaved runs per tool and case")
 	flagSeconds = flag.Float64("seconds", 2, "traffic duration of one engine run")
-	flagTables  = flag.String("tables", "engine,rate,iperf,startup,summary", "tables to print")
+	flagTables  = flag.String("tables", "engine,rate,iperf,startup,summary,http", "tables to print (http: table 6, a published nginx under wrk)")
 	flagRing    = flag.Int("ring-mib", 64, "ring size in MiB, the same for every capture tool")
 	flagSizes   = flag.String("sizes", "64,1514", "frame sizes of table 1")
 	flagSinks   = flag.String("sinks", "/dev/null,tmpfs", "sinks of table 1")
@@ -139,6 +139,11 @@ func run() error {
 			warm(work)
 		}
 		if err := startupTable(work); err != nil {
+			return err
+		}
+	}
+	if tables["http"] {
+		if err := httpTable(work); err != nil {
 			return err
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/nsntrace/nsntrace/child"
+	"github.com/nsntrace/nsntrace/nft"
 	"github.com/nsntrace/nsntrace/pcapng"
 )
 
@@ -64,6 +65,10 @@ type options struct {
 	count          int           // -c
 	duration       time.Duration // --duration
 	owner          string        // -Z
+	publish        []string      // -p, as given
+
+	// ports is -p, parsed.
+	ports []nft.Port
 
 	// rot is -C, -G and -W, checked.
 	rot rotation
@@ -105,6 +110,14 @@ replacing the oldest (tcpdump's names; FILE is not a strftime pattern). Each
 file stands alone, with its own headers, names and statistics. Run with sudo,
 the capture and summary files belong to the user who ran sudo (SUDO_UID,
 SUDO_GID); -Z USER names the owner; otherwise root.
+
+Publishing: -p 8080:80 sends connections to port 8080 of any host address to
+PROGRAM's port 80 (DNAT in the run's firewall table); PROGRAM sees the client's
+own address. From the host itself, its addresses reach PROGRAM the same way;
+127.0.0.1 and ::1 reach it through a forwarder in nsntrace (loopback packets
+cannot be routed to the veth without changing host-wide settings), so PROGRAM
+sees those clients as the gateway address. A host port another program holds,
+or another run publishes, is refused before anything is set up.
 
 Exit status: PROGRAM's own (also when -c, --duration or -G -W ended the
 trace); 128+N when it was killed by signal N, or when signal N stopped the
@@ -165,6 +178,7 @@ func newCommand(o *options) *cobra.Command {
 	f.IntVarP(&o.count, "count", "c", 0, "end the trace after `COUNT` packets, as ctrl-c does")
 	f.DurationVar(&o.duration, "duration", 0, "end the trace after `D` (30s, 5m, 1h), as ctrl-c does")
 	f.StringVarP(&o.owner, "owner", "Z", "", "the capture and summary files belong to `USER` (name or UID; default: the user who ran sudo)")
+	f.StringArrayVarP(&o.publish, "publish", "p", nil, "let connections to the host's port HOSTPORT (on HOSTADDR only, if given) reach PROGRAM's PORT, as `[HOSTADDR:]HOSTPORT:PORT[/tcp|/udp]` (docker's syntax; repeatable); see Publishing below")
 	f.BoolVar(&o.waitAll, "wait-all", false, "trace until the last process PROGRAM started is gone (daemons that fork and exit), not only PROGRAM itself")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "print nothing but errors")
 	f.BoolVar(&o.version, "version", false, "print the version and exit")
@@ -192,7 +206,7 @@ func newCommand(o *options) *cobra.Command {
 	mustComplete(cmd, "compile-filter", cobra.NoFileCompletions)
 	mustComplete(cmd, "snaplen", cobra.NoFileCompletions)
 	mustComplete(cmd, "owner", completeUser)
-	for _, n := range []string{"file-size", "rotate-seconds", "file-count", "count", "duration"} {
+	for _, n := range []string{"file-size", "rotate-seconds", "file-count", "count", "duration", "publish"} {
 		mustComplete(cmd, n, cobra.NoFileCompletions)
 	}
 	return cmd
@@ -338,6 +352,9 @@ func (o *options) check() error {
 		return &usageError{"no program to trace given"}
 	}
 	if err := o.checkLimits(); err != nil {
+		return err
+	}
+	if err := o.checkPublish(); err != nil {
 		return err
 	}
 	if o.set["summary"] {

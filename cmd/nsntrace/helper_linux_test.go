@@ -31,7 +31,7 @@ const helperEnv = "NSNTRACE_E2E_HELPER"
 func helperMain(args []string) int {
 	for len(args) > 0 {
 		step := args[0]
-		need := map[string]int{"udp": 2, "ping": 2, "touch": 1, "wait": 1, "exit": 1, "sleep": 1, "ignore-term": 0, "term-exit": 1, "token": 1, "udp-forever": 2, "serve": 1, "dns": 1, "connect": 1, "lo-echo": 1}[step]
+		need := map[string]int{"udp": 2, "ping": 2, "touch": 1, "wait": 1, "exit": 1, "sleep": 1, "ignore-term": 0, "term-exit": 1, "token": 1, "udp-forever": 2, "serve": 1, "dns": 1, "connect": 1, "lo-echo": 1, "whoami": 1}[step]
 		if len(args) < 1+need {
 			fmt.Fprintf(os.Stderr, "helper: %s needs %d arguments\n", step, need)
 			return 2
@@ -73,6 +73,8 @@ func helperMain(args []string) int {
 			go func() { <-c; os.Exit(n) }()
 		case "serve": // serve ADDR: an HTTP server for the rest of the process's life
 			err = helperServe(p[0])
+		case "whoami": // whoami PORT: TCP and UDP servers on PORT that answer each client its own address
+			err = helperWhoami(p[0])
 		case "dns": // dns ADDR:PORT|resolv.conf: one query over UDP and one over TCP; prints whether answered
 			err = helperDNS(p[0])
 		case "connect": // connect ADDR:PORT: prints whether a TCP connection is accepted
@@ -185,6 +187,40 @@ func helperServe(addr string) error {
 	go http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, helperServeBody)
 	}))
+	return nil
+}
+
+// helperWhoami answers every TCP connection and UDP datagram to port on
+// any address with the client's address as the program sees it.
+func helperWhoami(port string) error {
+	l, err := net.Listen("tcp", ":"+port)
+	if err != nil {
+		return err
+	}
+	pc, err := net.ListenPacket("udp", ":"+port)
+	if err != nil {
+		return err
+	}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			io.WriteString(c, c.RemoteAddr().String())
+			c.Close()
+		}
+	}()
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			_, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			pc.WriteTo([]byte(from.String()), from)
+		}
+	}()
 	return nil
 }
 

@@ -93,7 +93,7 @@ func startSession(t *tracer) (_ *session, err error) {
 	}
 	unlock()
 	locked = false
-	if err := s.firewall(t.uplink.Name); err != nil {
+	if err := s.firewall(t.uplink.Name, t.o.ports); err != nil {
 		return nil, err
 	}
 	if relayTo != nil {
@@ -164,14 +164,17 @@ func (s *session) connect(ccfg *child.Config) error {
 	return nil
 }
 
-// firewall installs the run's nft table: NAT out of the uplink, and
-// forwarding for the veth.
-func (s *session) firewall(uplink string) error {
+// firewall installs the run's nft table: NAT out of the uplink,
+// forwarding for the veth, and DNAT to the published ports.
+func (s *session) firewall(uplink string, ports []nft.Port) error {
 	table, err := nft.Install(nft.Spec{
 		Subnet:  s.plan.HostAddr.Masked(),
 		Subnet6: s.plan.HostAddr6.Masked(),
 		Uplink:  uplink,
 		Veth:    s.plan.HostIf,
+		Peer:    s.plan.PeerAddr.Addr(),
+		Peer6:   s.plan.PeerAddr6.Addr(),
+		Publish: ports,
 	})
 	if err != nil {
 		return fmt.Errorf("install NAT and forwarding rules: %w", err)

@@ -130,12 +130,20 @@ func (t *tracer) run() (int, error) {
 	sigc, release := catchSignals()
 	defer release()
 
+	// The published host ports first: one taken stops the run before
+	// anything exists.
+	pub, err := reservePorts(t.o.ports)
+	if err != nil {
+		return exitFailure, err
+	}
+	defer pub.Close()
 	sweep(t.rep)
 	s, err := startSession(t)
 	if err != nil {
 		return exitFailure, err
 	}
 	defer s.Close()
+	pub.forward(s.plan.PeerAddr.Addr(), s.plan.PeerAddr6.Addr())
 
 	// Everything is in place: only now the file is created.
 	if err := t.file.create(shbComment(t.argv)); err != nil {
@@ -174,7 +182,7 @@ func (t *tracer) run() (int, error) {
 		}
 	}
 
-	t.announce(s)
+	t.announce(s, pub)
 	if t.o.tlsKeys {
 		t.rep.errorf("warning: %s will hold the keys of the program's TLS connections: whoever can read it can decrypt them", t.file.name())
 	}
@@ -208,13 +216,16 @@ func sweep(rep *reporter) {
 }
 
 // announce says what is traced, where, and how to end it.
-func (t *tracer) announce(s *session) {
+func (t *tracer) announce(s *session, pub *publisher) {
 	t.rep.infof("Starting network trace of '%s' on interface %s.", shellQuote(t.argv), t.uplink.Name)
 	addr := s.plan.PeerAddr.Addr().String()
 	if s.plan.PeerAddr6.IsValid() {
 		addr += " and " + s.plan.PeerAddr6.Addr().String()
 	}
 	t.rep.infof("Your IP address in this trace is %s.", addr)
+	if d := pub.describe(); d != "" {
+		t.rep.infof("%s", d)
+	}
 	if s.dnsNote != "" {
 		t.rep.infof("%s", s.dnsNote)
 	}

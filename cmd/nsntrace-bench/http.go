@@ -1,0 +1,277 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+)
+
+// --- table 6: a published HTTP server under load --------------------------
+
+var (
+	reWrkRPS = regexp.MustCompile(`Requests/sec:\s+([\d.]+)`)
+	reWrk99  = regexp.MustCompile(`\n\s+99%\s+([\d.]+)(us|ms|s)\b`)
+)
+
+// nginxConf is a single-process nginx serving a small file on port 80,
+// everything it writes kept under dir.
+func nginxConf(dir string) (string, error) {
+	www := filepath.Join(dir, "www")
+	if err := os.MkdirAll(www, 0o755); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(www, "index.html"), bytes.Repeat([]byte("x"), 612), 0o644); err != nil {
+		return "", err
+	}
+	conf := fmt.Sprintf(`daemon off;
+user root;
+worker_processes 1;
+pid %[1]s/nginx.pid;
+error_log stderr error;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path %[1]s/body;
+  proxy_temp_path %[1]s/proxy;
+  fastcgi_temp_path %[1]s/fastcgi;
+  uwsgi_temp_path %[1]s/uwsgi;
+  scgi_temp_path %[1]s/scgi;
+  keepalive_requests 1000000;
+  server { listen 80 reuseport; root %[2]s; }
+}
+`, dir, www)
+	p := filepath.Join(dir, "nginx.conf")
+	return p, os.WriteFile(p, []byte(conf), 0o644)
+}
+
+type httpSample struct {
+	rps, p99ms       float64
+	captured, drops  float64
+	inFiles, hasCapt bool
+	filePackets      float64
+}
+
+// httpTable loads nginx, published on the host's port by nsntrace -p (or
+// by equivalent hand-made veth, DNAT and masquerade with no capture, or
+// with tcpdump on that veth), with wrk from the upstream namespace, with
+// keep-alive and with a new connection per request.
+func httpTable(work string) error {
+	for _, tool := range []string{"nginx", "wrk", "tcpdump", "curl"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("table 6 needs %s (apt-get install nginx-light wrk tcpdump curl)", tool)
+		}
+	}
+	h, err := newNS("hh")
+	if err != nil {
+		return err
+	}
+	u, err := newNS("hu")
+	if err != nil {
+		return err
+	}
+	p, err := newNS("hplain")
+	if err != nil {
+		return err
+	}
+	for _, l := range [][4]string{{string(h), "uplink0", string(u), "down0"}, {string(h), "plainh", string(p), "eth0"}} {
+		if out, err := exec.Command("ip", "link", "add", l[1], "netns", l[0], "type", "veth", "peer", "name", l[3], "netns", l[2]).CombinedOutput(); err != nil {
+			return fmt.Errorf("create veth %s/%s: %v: %s", l[1], l[3], err, out)
+		}
+	}
+	// wrk without keep-alive opens ~10k connections a second: without
+	// these (the upstream namespace's own sysctls), later rows would
+	// measure the client's ephemeral ports running out in TIME_WAIT.
+	if err := u.sh(`ip addr add 10.77.0.1/24 dev down0; ip link set down0 up
+sysctl -qw net.ipv4.ip_local_port_range="1024 65535" net.ipv4.tcp_tw_reuse=1`); err != nil {
+		return err
+	}
+	// The plain path: the same veth, DNAT, forward accept and masquerade
+	// as nsntrace -p makes, by hand, and no packet socket at all.
+	if err := h.sh(`ip addr add 10.77.0.2/24 dev uplink0; ip link set uplink0 up
+ip route add default via 10.77.0.1
+sysctl -qw net.ipv4.ip_forward=1
+ip addr add 10.88.0.1/31 dev plainh; ip link set plainh up
+nft -f - <<'X'
+table inet benchpub {
+  chain pre { type nat hook prerouting priority dstnat; iifname != "plainh" fib daddr type local tcp dport 8081 dnat ip to 10.88.0.0:80; }
+  chain post { type nat hook postrouting priority srcnat; ip saddr 10.88.0.0/31 oifname "uplink0" masquerade; }
+  chain fw { type filter hook forward priority filter;
+    oifname "plainh" ct state established,related accept
+    oifname "plainh" tcp dport 80 ct status dnat accept
+    oifname "plainh" drop
+    iifname "plainh" oifname "uplink0" accept
+    iifname "plainh" drop
+  }
+}
+X`); err != nil {
+		return err
+	}
+	if err := p.sh("ip addr add 10.88.0.0/31 dev eth0; ip link set eth0 up; ip route add default via 10.88.0.1"); err != nil {
+		return err
+	}
+	os.MkdirAll(filepath.Join("/etc/netns", string(h)), 0o755)
+	os.WriteFile(filepath.Join("/etc/netns", string(h), "resolv.conf"), []byte("nameserver 10.77.0.1\n"), 0o644)
+	conf, err := nginxConf(filepath.Join(work, "nginx"))
+	if err != nil {
+		return err
+	}
+	nginx := []string{"nginx", "-c", conf, "-e", "stderr"}
+	file := filepath.Join(work, "http.pcapng")
+	rows := []struct {
+		name  string
+		port  string
+		start func() *exec.Cmd
+		files func() []string
+	}{
+		{"untraced (same veth, DNAT, rules; no capture)", "8081", func() *exec.Cmd { return p.cmd(nginx...) }, nil},
+		{"nsntrace -p (this)", "8080", func() *exec.Cmd {
+			return h.cmd(append([]string{*flagBin, "-p", "8080:80", "-o", file}, nginx...)...)
+		}, func() []string { return []string{file} }},
+		{"nsntrace -p -C 10 -W 5", "8080", func() *exec.Cmd {
+			return h.cmd(append([]string{*flagBin, "-p", "8080:80", "-C", "10", "-W", "5", "-o", file}, nginx...)...)
+		}, func() []string { m, _ := filepath.Glob(file + "?"); return m }},
+		{"nsntrace -p -C 10 (all files kept)", "8080", func() *exec.Cmd {
+			return h.cmd(append([]string{*flagBin, "-p", "8080:80", "-C", "10", "-o", file}, nginx...)...)
+		}, func() []string { m, _ := filepath.Glob(file + "*"); return m }},
+		{"tcpdump on the veth instead", "8081", nil, func() []string { return []string{file + ".tcpdump"} }},
+	}
+	modes := []struct {
+		name string
+		args []string
+	}{
+		{"keep-alive", nil},
+		{"Connection: close", []string{"-H", "Connection: close"}},
+	}
+	secs := 10
+	fmt.Printf("\nTable 6. nginx (1 worker) in the traced namespace, published on the host's port (-p), loaded from the upstream namespace by wrk -t2 -c32 for %d s; capture to %s; %d interleaved runs, medians [min..max]\n", secs, work, *flagRuns)
+	res := map[string][]httpSample{}
+	for r := 0; r < *flagRuns; r++ {
+		for _, m := range modes {
+			for _, row := range rows {
+				s, err := httpRun(h, u, p, row.name, row.port, row.start, row.files, nginx, file, m.args, secs)
+				if err != nil {
+					return fmt.Errorf("%s, %s: %w", row.name, m.name, err)
+				}
+				res[m.name+"|"+row.name] = append(res[m.name+"|"+row.name], s)
+			}
+		}
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 2, 8, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "load\tpath\treq/s\tratio\tp99 ms\tcaptured\tkernel drops\tpackets in files\t")
+	for _, m := range modes {
+		base := 0.0
+		for i, row := range rows {
+			ss := res[m.name+"|"+row.name]
+			col := func(f func(httpSample) float64, format string) string {
+				var v []float64
+				for _, s := range ss {
+					v = append(v, f(s))
+				}
+				return statf(v, 1, format)
+			}
+			var rps []float64
+			for _, s := range ss {
+				rps = append(rps, s.rps)
+			}
+			if i == 0 {
+				base = median(rps)
+			}
+			capt, drops, inf := "-", "-", "-"
+			if ss[0].hasCapt {
+				capt = col(func(s httpSample) float64 { return s.captured }, "%.0f")
+				drops = col(func(s httpSample) float64 { return s.drops }, "%.0f")
+				inf = col(func(s httpSample) float64 { return s.filePackets }, "%.0f")
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%.2f\t%s\t%s\t%s\t%s\t\n", m.name, row.name, col(func(s httpSample) float64 { return s.rps }, "%.0f"),
+				median(rps)/base, col(func(s httpSample) float64 { return s.p99ms }, "%.2f"), capt, drops, inf)
+		}
+	}
+	tw.Flush()
+	fmt.Println("(-C 10 -W 5 keeps the last 5 files only: its packets in files are fewer than captured by design; -C 10 keeps all, and there they must equal captured.)")
+	return nil
+}
+
+// httpRun starts the server of one row, waits until wrk's target answers,
+// loads it, stops the server and reads the counters.
+func httpRun(h, u, p netns, name, port string, start func() *exec.Cmd, files func() []string, nginx []string, file string, wrkArgs []string, secs int) (httpSample, error) {
+	var s httpSample
+	var srv, dump *exec.Cmd
+	var out bytes.Buffer
+	if start == nil { // tcpdump beside the plain path
+		dump = h.cmd("tcpdump", "-q", "-n", "-B", "8192", "-s", "262144", "-i", "plainh", "-w", file+".tcpdump")
+		dump.Stderr = &out
+		if err := dump.Start(); err != nil {
+			return s, err
+		}
+		srv = p.cmd(nginx...)
+		time.Sleep(500 * time.Millisecond) // tcpdump's "listening on"
+	} else {
+		srv = start()
+		srv.Stderr = &out
+	}
+	if err := srv.Start(); err != nil {
+		return s, err
+	}
+	stop := func(c *exec.Cmd) {
+		c.Process.Signal(syscall.SIGINT)
+		done := make(chan struct{})
+		go func() { c.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			c.Process.Kill()
+			<-done
+		}
+	}
+	url := "http://10.77.0.2:" + port + "/"
+	if err := u.sh("for i in $(seq 100); do curl -s -o /dev/null --max-time 1 " + url + " && exit 0; sleep 0.1; done; exit 1"); err != nil {
+		stop(srv)
+		return s, fmt.Errorf("server never answered: %v: %s", err, out.String())
+	}
+	args := append([]string{"wrk", "-t2", "-c32", "-d" + strconv.Itoa(secs) + "s", "--latency"}, wrkArgs...)
+	wout, werr := u.cmd(append(args, url)...).CombinedOutput()
+	stop(srv)
+	if dump != nil {
+		stop(dump)
+	}
+	if werr != nil {
+		return s, fmt.Errorf("wrk: %v: %s", werr, wout)
+	}
+	m := reWrkRPS.FindSubmatch(wout)
+	l := reWrk99.FindSubmatch(wout)
+	if m == nil || l == nil {
+		return s, fmt.Errorf("no requests/s or p99 in wrk's output: %s", wout)
+	}
+	s.rps, _ = strconv.ParseFloat(string(m[1]), 64)
+	s.p99ms, _ = strconv.ParseFloat(string(l[1]), 64)
+	s.p99ms *= map[string]float64{"us": 1e-3, "ms": 1, "s": 1e3}[string(l[2])]
+	if files != nil {
+		text := out.String()
+		c, ok1 := firstUint(reNsnCap, text)
+		d, ok2 := firstUint(reNsnDrop, text)
+		if !ok1 || !ok2 {
+			return s, fmt.Errorf("no packet counts in %s's output: %s", name, text)
+		}
+		s.hasCapt, s.captured, s.drops = true, float64(c), float64(d)
+		for _, f := range files() {
+			n, err := capinfosCount(f)
+			if err != nil {
+				return s, err
+			}
+			s.filePackets += float64(n)
+			os.Remove(f)
+		}
+		if strings.Contains(name, "all files kept") && s.filePackets != s.captured {
+			return s, fmt.Errorf("%v packets in the files, %v captured: lost at a rotation", s.filePackets, s.captured)
+		}
+	}
+	return s, nil
+}
