@@ -136,24 +136,7 @@ func (r *Report) writeLoopback(b *strings.Builder, hint string) {
 			fmt.Fprintf(b, "  ... and %d more rows%s\n", len(groups)-maxTextRows, hint)
 			break
 		}
-		noun := "conns"
-		if g.conns == 1 {
-			noun = "conn"
-		}
-		port := fmt.Sprint(g.port)
-		if g.proto == "icmp" || g.proto == "icmpv6" || g.proto == "other" {
-			port = "-"
-		}
-		var notes []string
-		for _, s := range []string{"refused", "no answer", "partial"} {
-			if n := g.states[s]; n > 0 {
-				notes = append(notes, fmt.Sprintf("%d %s", n, s))
-			}
-		}
-		note := ""
-		if len(notes) > 0 {
-			note = "  (" + strings.Join(notes, ", ") + ")"
-		}
+		port, noun, note := rowCells(g.proto, g.port, g.conns, g.states)
 		fmt.Fprintf(b, "  %-6s %5s  %-40s %3d %-5s %9s to it %9s back%s\n", g.proto, port, g.server, g.conns, noun, FormatBytes(g.to), FormatBytes(g.from), note)
 	}
 	if r.LoopbackUntracked > 0 {

@@ -293,24 +293,7 @@ func (r *Report) WriteText(w io.Writer, fullList string) error {
 		}
 		fmt.Fprintf(&b, "%s connections:\n", strings.ToUpper(dir[:1])+dir[1:])
 		for _, g := range rows {
-			noun := "conns"
-			if g.conns == 1 {
-				noun = "conn"
-			}
-			port := fmt.Sprint(g.port)
-			if g.proto == "icmp" || g.proto == "icmpv6" || g.proto == "other" {
-				port = "-"
-			}
-			var notes []string
-			for _, s := range []string{"refused", "no answer", "partial"} {
-				if n := g.states[s]; n > 0 {
-					notes = append(notes, fmt.Sprintf("%d %s", n, s))
-				}
-			}
-			note := ""
-			if len(notes) > 0 {
-				note = "  (" + strings.Join(notes, ", ") + ")"
-			}
+			port, noun, note := rowCells(g.proto, g.port, g.conns, g.states)
 			fmt.Fprintf(&b, "  %-6s %5s  %-40s %3d %-5s %9s out %9s in%s\n", g.proto, port, g.who, g.conns, noun, FormatBytes(g.out), FormatBytes(g.in), note)
 		}
 		if len(rest) > 0 {
@@ -357,4 +340,28 @@ func FormatBytes(n uint64) string {
 		return fmt.Sprintf("%.1f kB", float64(n)/1e3)
 	}
 	return fmt.Sprintf("%d B", n)
+}
+
+// rowCells are the cells a text row of conversations shares: the port
+// ("-" for protocols without one), "conn" or "conns", and the note on how
+// many were refused, unanswered or cut short.
+func rowCells(proto string, port uint16, conns int, states map[string]int) (portCell, noun, note string) {
+	noun = "conns"
+	if conns == 1 {
+		noun = "conn"
+	}
+	portCell = fmt.Sprint(port)
+	if proto == "icmp" || proto == "icmpv6" || proto == "other" {
+		portCell = "-"
+	}
+	var notes []string
+	for _, s := range []string{"refused", "no answer", "partial"} {
+		if n := states[s]; n > 0 {
+			notes = append(notes, fmt.Sprintf("%d %s", n, s))
+		}
+	}
+	if len(notes) > 0 {
+		note = "  (" + strings.Join(notes, ", ") + ")"
+	}
+	return portCell, noun, note
 }
