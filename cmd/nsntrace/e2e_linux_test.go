@@ -808,14 +808,20 @@ func captureInterfaceUDP(t *testing.T, e *e2e, file string, min int64, args ...s
 		t.Fatal(err)
 	}
 	// Send until the capture has seen a datagram: its start-up time is
-	// not ours to guess.
-	for deadline := time.Now().Add(30 * time.Second); ; {
+	// not ours to guess. That one may have been the echo of an exchange
+	// the capture joined half-way, so one more exchange follows, all of
+	// which the running capture sees.
+	exchange := func() {
 		e.in.H.Run(t, "env", helperEnv+"=1", os.Args[0], "udp", testbed.UpstreamAddr.String()+":7", "via-interface")
 		time.Sleep(200 * time.Millisecond)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		exchange()
 		if fi, err := os.Stat(file); err == nil && fi.Size() > min || time.Now().After(deadline) {
 			break
 		}
 	}
+	exchange()
 	cmd.Process.Signal(os.Interrupt)
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("--interface %v: %v: %s", args, err, se.String())
