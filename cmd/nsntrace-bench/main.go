@@ -37,7 +37,7 @@ var (
 	flagTables  = flag.String("tables", "engine,rate,iperf,startup,summary,http", "tables to print (http: table 6, a published nginx under wrk)")
 	flagRing    = flag.Int("ring-mib", 64, "ring size in MiB, the same for every capture tool")
 	flagSizes   = flag.String("sizes", "64,1514", "frame sizes of table 1")
-	flagSinks   = flag.String("sinks", "/dev/null,tmpfs", "sinks of table 1")
+	flagSinks   = flag.String("sinks", "/dev/null,tmpfs,ext4", "sinks of table 1 (ext4: a file system on a loop device, in a private mount namespace)")
 	flagTools   = flag.String("tools", "nsntrace,tcpdump,netsniff-ng", "capture tools of tables 1 and 2")
 	flagAlt     = flag.String("alt", "", "a second nsntrace binary to compare in tables 1-4 (nsntrace-alt), for A/B tests of a change")
 )
@@ -46,6 +46,9 @@ var (
 var required = map[string]string{
 	"ip":          "iproute2",
 	"nft":         "nftables",
+	"mkfs.ext4":   "e2fsprogs",
+	"nsenter":     "util-linux",
+	"unshare":     "util-linux",
 	"taskset":     "util-linux",
 	"trafgen":     "netsniff-ng",
 	"netsniff-ng": "netsniff-ng",
@@ -265,6 +268,20 @@ func tools() []tool {
 type sample struct {
 	sent, captured, drops uint64
 	cpu                   time.Duration
+	// startCPU is what the tool used before the first packet came;
+	// steadyCPU what it used over the steady-state window, in which the
+	// veth received steadyPkts packets.
+	startCPU, steadyCPU time.Duration
+	steadyPkts          uint64
+}
+
+func (s sample) startMs() float64 { return float64(s.startCPU.Microseconds()) / 1000 }
+
+func (s sample) steadyNsPerPkt() float64 {
+	if s.steadyPkts == 0 {
+		return 0
+	}
+	return float64(s.steadyCPU.Nanoseconds()) / float64(s.steadyPkts)
 }
 
 func (s sample) ratio() float64 {
@@ -321,25 +338,47 @@ func capinfosCount(file string) (uint64, error) {
 	return strconv.ParseUint(string(m[1]), 10, 64)
 }
 
-// engineRun runs one capture tool on cap0 while trafgen floods gen0.
-func engineRun(gen, capns netns, t tool, conf, sink string, rate string) (sample, error) {
+// engineRun runs one capture tool on cap0 while trafgen floods gen0, and
+// measures its CPU three ways: whole run, the fixed cost of starting (the
+// CPU it used before any packet came: ring allocation, runtime, file
+// set-up) and the steady state (CPU per packet the veth received over a
+// window that starts after the flood has run for a while and ends before
+// it stops). s.mounts, if set, runs the tool in that mount namespace.
+func engineRun(gen, capns netns, t tool, conf, sink string, rate string, m *mountNS) (sample, error) {
 	var s sample
 	out := sink
-	if sink != "/dev/null" {
-		os.Remove(sink)
+	remove := func() { os.Remove(sink) }
+	count := func() (uint64, error) { return capinfosCount(sink) }
+	if m != nil {
+		remove = func() { m.run("rm", "-f", sink) }
+		count = func() (uint64, error) { return m.capinfosCount(sink) }
 	}
-	cmd := capns.cmd(append([]string{"taskset", "-c", "1"}, t.args("cap0", out)...)...)
+	if sink != "/dev/null" {
+		remove()
+	}
+	args := append([]string{"taskset", "-c", "1"}, t.args("cap0", out)...)
+	cmd := capns.cmd(args...)
+	if m != nil {
+		cmd = m.cmd(capns.cmd(args...).Args...)
+	}
 	var buf strings.Builder
 	cmd.Stdout, cmd.Stderr = &buf, &buf
 	if err := cmd.Start(); err != nil {
 		return s, err
 	}
-	time.Sleep(700 * time.Millisecond) // let the tool open its ring
-	rx0, err := capns.counter("cap0", "rx_packets")
-	if err != nil {
+	fail := func(err error) (sample, error) {
 		cmd.Process.Kill()
 		cmd.Wait()
 		return s, err
+	}
+	time.Sleep(700 * time.Millisecond) // let the tool open its ring
+	var err error
+	if s.startCPU, err = threadsCPU(cmd.Process.Pid); err != nil {
+		return fail(err)
+	}
+	rx0, err := capns.counter("cap0", "rx_packets")
+	if err != nil {
+		return fail(err)
 	}
 	targs := []string{"timeout", "-s", "INT", fmt.Sprintf("%.3f", *flagSeconds),
 		"taskset", "-c", "0", "trafgen", "--dev", "gen0", "--conf", conf, "--cpus", "1",
@@ -348,15 +387,33 @@ func engineRun(gen, capns netns, t tool, conf, sink string, rate string) (sample
 		targs = append(targs, "--rate", rate)
 	}
 	gcmd := gen.cmd(targs...)
-	if gout, err := gcmd.CombinedOutput(); err != nil && gcmd.ProcessState.ExitCode() != 124 && !strings.Contains(string(gout), "outgoing") {
-		cmd.Process.Kill()
-		cmd.Wait()
-		return s, fmt.Errorf("trafgen: %v: %s", err, gout)
+	var gout strings.Builder
+	gcmd.Stdout, gcmd.Stderr = &gout, &gout
+	if err := gcmd.Start(); err != nil {
+		return fail(err)
+	}
+	// The steady-state window: from a quarter into the flood to 0.2 s
+	// before its end, away from trafgen's start-up and from the tool's
+	// own ring being filled for the first time.
+	win := time.Duration((*flagSeconds*0.75 - 0.2) * float64(time.Second))
+	time.Sleep(time.Duration(*flagSeconds * 0.25 * float64(time.Second)))
+	c0, e0 := threadsCPU(cmd.Process.Pid)
+	w0, e1 := capns.counter("cap0", "rx_packets")
+	time.Sleep(win)
+	c1, e2 := threadsCPU(cmd.Process.Pid)
+	w1, e3 := capns.counter("cap0", "rx_packets")
+	if err := errors.Join(e0, e1, e2, e3); err != nil {
+		gcmd.Wait()
+		return fail(err)
+	}
+	s.steadyCPU, s.steadyPkts = c1-c0, w1-w0
+	if err := gcmd.Wait(); err != nil && gcmd.ProcessState.ExitCode() != 124 && !strings.Contains(gout.String(), "outgoing") {
+		return fail(fmt.Errorf("trafgen: %v: %s", err, gout.String()))
 	}
 	time.Sleep(300 * time.Millisecond) // frames in flight reach the receiver
 	rx1, err := capns.counter("cap0", "rx_packets")
 	if err != nil {
-		return s, err
+		return fail(err)
 	}
 	s.sent = rx1 - rx0
 	cmd.Process.Signal(os.Interrupt)
@@ -381,14 +438,137 @@ func engineRun(gen, capns netns, t tool, conf, sink string, rate string) (sample
 		s.captured, _ = firstUint(reNsnCap, text)
 	}
 	if sink != "/dev/null" {
-		n, err := capinfosCount(sink)
+		n, err := count()
 		if err != nil {
 			return s, fmt.Errorf("%s: %w (tool said: %s)", t.name, err, strings.TrimSpace(text))
 		}
 		s.captured = n
-		os.Remove(sink)
+		remove()
 	}
 	return s, nil
+}
+
+// coldWait is how long a cold start waits after the last run: longer
+// than free page reporting's delay (2 s, page_reporting.c), so that the
+// memory the last ring freed has gone back to the host.
+const coldWait = 4 * time.Second
+
+// threadsCPU is the CPU time the threads of process pid have run, from
+// the scheduler's own nanosecond accounting (/proc/PID/task/*/schedstat;
+// the tick-based utime and stime are too coarse for a start-up).
+func threadsCPU(pid int) (time.Duration, error) {
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, fmt.Errorf("read threads: %w", err)
+	}
+	var sum time.Duration
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name(), "schedstat"))
+		if err != nil {
+			continue // the thread is gone
+		}
+		f := strings.Fields(string(b))
+		if len(f) == 0 {
+			continue
+		}
+		ns, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("parse %s/schedstat: %w", e.Name(), err)
+		}
+		sum += time.Duration(ns)
+	}
+	return sum, nil
+}
+
+// mountNS is a private mount namespace, held by a sleeping process, with
+// an ext4 file system on a loop device mounted in it: the block-device
+// sink of table 1. Nothing of it is seen outside, and it goes with the
+// process (the loop device is detached when its last mount goes).
+type mountNS struct {
+	holder *exec.Cmd
+	dir    string // the mount point
+}
+
+func newExt4Sink(work string) (*mountNS, error) {
+	img, err := os.CreateTemp("/var/tmp", "nsnb-ext4-*.img")
+	if err != nil {
+		return nil, fmt.Errorf("ext4 sink: %w", err)
+	}
+	imgPath := img.Name()
+	atCleanup(func() { os.Remove(imgPath) })
+	if err := img.Truncate(2 << 30); err != nil {
+		img.Close()
+		return nil, fmt.Errorf("ext4 sink: %w", err)
+	}
+	img.Close()
+	if out, err := exec.Command("mkfs.ext4", "-q", "-F", imgPath).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("mkfs.ext4: %v: %s", err, out)
+	}
+	m := &mountNS{holder: exec.Command("unshare", "-m", "--propagation", "private", "sleep", "infinity"),
+		dir: filepath.Join(work, "ext4")}
+	if err := os.MkdirAll(m.dir, 0o755); err != nil {
+		return nil, err
+	}
+	if err := m.holder.Start(); err != nil {
+		return nil, fmt.Errorf("unshare: %w", err)
+	}
+	atCleanup(func() { m.holder.Process.Kill(); m.holder.Wait() })
+	// unshare has made its namespace once it execs sleep.
+	for i := 0; i < 100; i++ {
+		self, _ := os.Readlink("/proc/self/ns/mnt")
+		other, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", m.holder.Process.Pid))
+		if other != "" && other != self {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := m.run("mount", "-o", "loop", imgPath, m.dir); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// cmd runs args in the mount namespace.
+func (m *mountNS) cmd(args ...string) *exec.Cmd {
+	return exec.Command("nsenter", append([]string{"-t", strconv.Itoa(m.holder.Process.Pid), "-m", "--"}, args...)...)
+}
+
+func (m *mountNS) run(args ...string) error {
+	if out, err := m.cmd(args...).CombinedOutput(); err != nil {
+		return fmt.Errorf("%s: %v: %s", strings.Join(args, " "), err, out)
+	}
+	return nil
+}
+
+func (m *mountNS) capinfosCount(file string) (uint64, error) {
+	out, err := m.cmd("capinfos", "-c", "-M", file).CombinedOutput()
+	if err != nil {
+		return 0, fmt.Errorf("capinfos %s: %v: %s", file, err, out)
+	}
+	mm := regexp.MustCompile(`Number of packets:\s+(\d+)`).FindSubmatch(out)
+	if mm == nil {
+		return 0, fmt.Errorf("capinfos %s: no packet count in %q", file, out)
+	}
+	return strconv.ParseUint(string(mm[1]), 10, 64)
+}
+
+// warmMemory writes and removes n bytes in tmpfs: the pages the next ring
+// gets were just in use (warm). Waiting instead lets this VM's free page
+// reporting hand free memory back to the host, and the next ring's
+// zeroing then touches pages the host must supply again (cold).
+func warmMemory(work string, n int) {
+	p := filepath.Join(work, "warm")
+	f, err := os.Create(p)
+	if err != nil {
+		return
+	}
+	buf := make([]byte, 1<<20)
+	for i := 0; i < n>>20; i++ {
+		f.Write(buf)
+	}
+	f.Close()
+	os.Remove(p)
 }
 
 // floodPair makes two namespaces joined by a veth, gen0 in the first
@@ -429,24 +609,40 @@ func engineTables(work string, tables map[string]bool) error {
 				return err
 			}
 			for _, sink := range strings.Split(*flagSinks, ",") {
-				if sink != "/dev/null" && sink != "tmpfs" {
-					return fmt.Errorf("-sinks: %q is neither /dev/null nor tmpfs", sink)
-				}
-				res := map[string][]sample{}
-				for r := 0; r < *flagRuns; r++ {
-					for _, t := range ts {
-						path := sink
-						if sink == "tmpfs" {
-							path = filepath.Join(work, "cap-"+t.name+".pcap")
-						}
-						s, err := engineRun(gen, capns, t, conf, path, "")
-						if err != nil {
-							return err
-						}
-						res[t.name] = append(res[t.name], s)
+				var m *mountNS
+				dir := work
+				switch sink {
+				case "/dev/null", "tmpfs":
+				case "ext4":
+					if m, err = newExt4Sink(work); err != nil {
+						return err
 					}
+					dir = m.dir
+				default:
+					return fmt.Errorf("-sinks: %q is none of /dev/null, tmpfs, ext4", sink)
 				}
-				printEngine(fmt.Sprintf("%d-byte frames -> %s", size, sink), ts, res)
+				for _, state := range []string{"warm", "cold"} {
+					res := map[string][]sample{}
+					for r := 0; r < *flagRuns; r++ {
+						for _, t := range ts {
+							path := sink
+							if sink != "/dev/null" {
+								path = filepath.Join(dir, "cap-"+t.name+".pcap")
+							}
+							if state == "warm" {
+								warmMemory(work, 256<<20)
+							} else {
+								time.Sleep(coldWait)
+							}
+							s, err := engineRun(gen, capns, t, conf, path, "", m)
+							if err != nil {
+								return err
+							}
+							res[t.name] = append(res[t.name], s)
+						}
+					}
+					printEngine(fmt.Sprintf("%d-byte frames -> %s, %s start", size, sink, state), ts, res)
+				}
 			}
 		}
 	}
@@ -459,7 +655,7 @@ func engineTables(work string, tables map[string]bool) error {
 		res := map[string][]sample{}
 		for r := 0; r < *flagRuns; r++ {
 			for _, t := range ts {
-				s, err := engineRun(gen, capns, t, conf, filepath.Join(work, "rate-"+t.name+".pcap"), "300000pps")
+				s, err := engineRun(gen, capns, t, conf, filepath.Join(work, "rate-"+t.name+".pcap"), "300000pps", nil)
 				if err != nil {
 					return err
 				}
@@ -484,17 +680,19 @@ func engineTables(work string, tables map[string]bool) error {
 func printEngine(title string, ts []tool, res map[string][]sample) {
 	fmt.Printf("\n  %s\n", title)
 	tw := tabwriter.NewWriter(os.Stdout, 2, 8, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "tool\tsent\tcaptured\tkernel drops\tcaptured/sent\tCPU ns/pkt\tCPU vs nsntrace\t")
+	fmt.Fprintln(tw, "tool\tsent\tcaptured\tkernel drops\tcaptured/sent\tstart-up CPU ms\tsteady ns/pkt\tsteady vs nsntrace\twhole-run ns/pkt\twhole vs nsntrace\t")
 	base := median(vals(res["nsntrace"], sample.nsPerPkt))
+	steady := median(vals(res["nsntrace"], sample.steadyNsPerPkt))
 	for _, t := range ts {
 		ss := res[t.name]
-		r := median(vals(ss, sample.nsPerPkt)) / base
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%.2fx\t\n", t.name,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.2fx\t%s\t%.2fx\t\n", t.name,
 			stat(ss, func(s sample) float64 { return float64(s.sent) }, "%.0f"),
 			stat(ss, func(s sample) float64 { return float64(s.captured) }, "%.0f"),
 			stat(ss, func(s sample) float64 { return float64(s.drops) }, "%.0f"),
 			stat(ss, sample.ratio, "%.3f"),
-			stat(ss, sample.nsPerPkt, "%.1f"), r)
+			stat(ss, sample.startMs, "%.1f"),
+			stat(ss, sample.steadyNsPerPkt, "%.1f"), median(vals(ss, sample.steadyNsPerPkt))/steady,
+			stat(ss, sample.nsPerPkt, "%.1f"), median(vals(ss, sample.nsPerPkt))/base)
 	}
 	tw.Flush()
 }

@@ -78,7 +78,7 @@ func summaryTable(work string) error {
 			}
 			for _, t := range order {
 				os.Remove(js)
-				s, err := engineRun(gen, capns, t, c.conf, filepath.Join(work, "sum.pcapng"), "")
+				s, err := engineRun(gen, capns, t, c.conf, filepath.Join(work, "sum.pcapng"), "", nil)
 				if err != nil {
 					return err
 				}
