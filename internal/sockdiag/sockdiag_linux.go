@@ -51,6 +51,19 @@ func (c *Conn) Lookup(proto uint8, local, remote netip.AddrPort) (inode uint32, 
 	return s.Inode, ok, err
 }
 
+// Listener returns the inode of the TCP socket listening on local: the
+// socket an inbound SYN to local reaches, whatever became of the
+// connection since (accepted, closed, in TIME_WAIT). The request names no
+// remote end, so that no connected socket matches and the kernel's lookup
+// goes on to the listeners.
+func (c *Conn) Listener(local netip.AddrPort) (inode uint32, ok bool, err error) {
+	none := netip.IPv4Unspecified()
+	if local.Addr().Unmap().Is6() {
+		none = netip.IPv6Unspecified()
+	}
+	return c.Lookup(ProtoTCP, local, netip.AddrPortFrom(none, 0))
+}
+
 // Socket is Lookup with all the kernel said of the socket.
 func (c *Conn) Socket(proto uint8, local, remote netip.AddrPort) (Socket, bool, error) {
 	if c.c == nil {

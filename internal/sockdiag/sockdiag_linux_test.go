@@ -57,9 +57,10 @@ func addrPort(a net.Addr) netip.AddrPort {
 // TestLookup makes sockets in a network namespace of its own, and finds
 // each one's inode by the connection's two ends, as /proc/self/fd shows
 // it: both ends of a TCP connection (IPv4 and IPv6), the listener for a
-// SYN from an unknown client, a connected and an unconnected UDP socket;
-// and nothing for a port nobody has, or for a socket in another
-// namespace.
+// SYN from an unknown client (bound to an address or to the wildcard, IPv4
+// or dual-stack IPv6), the listener by Listener while it has accepted a
+// connection, a connected and an unconnected UDP socket; and nothing for
+// a port nobody has, or for a socket in another namespace.
 func TestLookup(t *testing.T) {
 	ns := testbed.NewNS(t)
 	type conns struct {
@@ -103,6 +104,20 @@ func TestLookup(t *testing.T) {
 				want{"tcp listener " + lo, ProtoTCP, la, stranger, inodeOf(t, ln.(*net.TCPListener))},
 				want{"tcp nobody " + lo, ProtoTCP, netip.AddrPortFrom(la.Addr(), 1), ca, 0},
 			)
+		}
+		// Wildcard listeners: IPv4 only, and Go's dual-stack [::]
+		// (found by the IPv4 lookup too, as an IPv4 SYN finds it).
+		for _, wild := range []string{"0.0.0.0:0", "[::]:0"} {
+			network := map[string]string{"0.0.0.0:0": "tcp4", "[::]:0": "tcp"}[wild]
+			ln, err := net.Listen(network, wild)
+			if err != nil {
+				return err
+			}
+			cs.closers = append(cs.closers, ln)
+			port := addrPort(ln.Addr()).Port()
+			wants = append(wants, want{"tcp wildcard listener " + wild, ProtoTCP,
+				netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port), netip.MustParseAddrPort("127.0.0.2:40000"),
+				inodeOf(t, ln.(*net.TCPListener))})
 		}
 		un, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
 		if err != nil {
@@ -156,6 +171,20 @@ func TestLookup(t *testing.T) {
 		if inode, ok, _ := here.Lookup(w.proto, w.local, w.remote); ok && inode == w.inode {
 			t.Errorf("%s: found from another namespace", w.name)
 		}
+	}
+	// The listener, also for a connection it accepted and that is still
+	// there: what an inbound SYN reached.
+	for _, w := range wants {
+		if !strings.HasPrefix(w.name, "tcp listener") {
+			continue
+		}
+		inode, ok, err := c.Listener(w.local)
+		if err != nil || !ok || inode != w.inode {
+			t.Errorf("Listener(%v) = %d, %v, %v; /proc/self/fd says %d", w.local, inode, ok, err, w.inode)
+		}
+	}
+	if inode, ok, err := c.Listener(netip.MustParseAddrPort("127.0.0.1:1")); ok || err != nil {
+		t.Errorf("Listener on a port nobody listens on: %d, %v, %v", inode, ok, err)
 	}
 	if err := c.Close(); err != nil {
 		t.Fatal(err)

@@ -24,6 +24,11 @@ func (c *Conn) Lookup(proto uint8, local, remote netip.AddrPort) (uint32, bool, 
 	return 0, false, nil
 }
 
+// Listener finds nothing.
+func (c *Conn) Listener(local netip.AddrPort) (uint32, bool, error) {
+	return 0, false, nil
+}
+
 // Socket finds nothing.
 func (c *Conn) Socket(proto uint8, local, remote netip.AddrPort) (Socket, bool, error) {
 	return Socket{}, false, nil
