@@ -296,7 +296,7 @@ func (f *Flows) TakeNew() (NewConv, bool) {
 	k := &f.ents[i].key
 	return NewConv{
 		Proto: k.proto(), Local: k.localAddrPort(), Remote: k.remoteAddrPort(),
-		Outbound: f.ents[i].flags&fOutbound != 0, idx: i,
+		Outbound: f.ents[i].flags&fOutbound != 0, idx: i + 1,
 	}, true
 }
 
@@ -307,7 +307,21 @@ type NewConv struct {
 	Local, Remote netip.AddrPort
 	// Outbound says that the program started it.
 	Outbound bool
-	idx      int
+	idx      int // 1 + its index in the table; 0: not in it (ConvOf)
+}
+
+// ConvOf reads the conversation of an Ethernet frame seen from the
+// program's side (outbound: the program sent it); Outbound in the answer
+// is the frame's direction, which is who started the conversation only
+// for its first packet. ok is false for a frame Account would count in no
+// conversation. It does not allocate.
+func ConvOf(frame []byte, outbound bool) (c NewConv, ok bool) {
+	var p parsed
+	if !parseFrame(frame, outbound, &p) {
+		return c, false
+	}
+	k := &p.key
+	return NewConv{Proto: k.proto(), Local: k.localAddrPort(), Remote: k.remoteAddrPort(), Outbound: outbound}, true
 }
 
 // Process is the process that owned a conversation's socket.
@@ -319,12 +333,16 @@ type Process struct {
 	Comm, Cmdline string
 }
 
-// SetProcess records that p owned the socket of c.
+// SetProcess records that p owned the socket of c, a conversation
+// TakeNew returned (others are not in the table: nothing is recorded).
 func (f *Flows) SetProcess(c NewConv, p Process) {
+	if c.idx <= 0 || c.idx > len(f.ents) {
+		return
+	}
 	if n := len(f.procs); n == 0 || f.procs[n-1] != p {
 		f.procs = append(f.procs, p)
 	}
-	f.ents[c.idx].proc = int32(len(f.procs))
+	f.ents[c.idx-1].proc = int32(len(f.procs))
 }
 
 // initiator decides, from a conversation's first packet, who started it.

@@ -708,7 +708,8 @@ func TestSnapLenCutsHeaders(t *testing.T) {
 }
 
 // TestProcesses: TakeNew hands out each conversation once, on the packet
-// that added it, with its ends and who started it; the report carries the
+// that added it, with its ends and who started it, as ConvOf reads them
+// from the frame; the report carries the
 // processes SetProcess named into the JSON fields and the text rows, and
 // counts the TCP and UDP connections with none (ICMP has no socket to
 // look up), but only when processes were looked for.
@@ -727,6 +728,12 @@ func TestProcesses(t *testing.T) {
 		t.Fatalf("outbound SYN: %+v, %v", c, ok)
 	}
 	f.SetProcess(c, curl)
+	syn := frame(t, pkt{src: local, dst: web, sport: 40001, dport: 80, tcp: &layers.TCP{SYN: true}})
+	if cc, ok := ConvOf(syn, true); !ok || cc.Proto != c.Proto || cc.Local != c.Local || cc.Remote != c.Remote || !cc.Outbound {
+		t.Errorf("ConvOf(the SYN) = %+v, %v; TakeNew said %+v", cc, ok, c)
+	} else {
+		f.SetProcess(cc, wget) // not the table's: nothing recorded
+	}
 	if c, ok := acc(pkt{src: web, dst: local, sport: 80, dport: 40001, tcp: &layers.TCP{SYN: true, ACK: true}}, false); ok {
 		t.Errorf("SYN-ACK of a known conversation: new %+v", c)
 	}
