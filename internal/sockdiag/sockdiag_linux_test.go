@@ -193,3 +193,48 @@ func TestLookup(t *testing.T) {
 		t.Error("Lookup after Close: no error")
 	}
 }
+
+// BenchmarkLookup is the kernel's share of what a new connection costs
+// the trace: one exact request and its answer, for a connected TCP socket
+// in a namespace of its own.
+func BenchmarkLookup(b *testing.B) {
+	ns := testbed.NewNS(b)
+	var local, remote netip.AddrPort
+	var closers []interface{ Close() error }
+	defer func() {
+		for _, c := range closers {
+			c.Close()
+		}
+	}()
+	if err := ns.Do(func() error {
+		ln, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		closers = append(closers, ln)
+		c, err := net.Dial("tcp4", ln.Addr().String())
+		if err != nil {
+			return err
+		}
+		closers = append(closers, c)
+		local, remote = addrPort(c.LocalAddr()), addrPort(c.RemoteAddr())
+		return nil
+	}); err != nil {
+		b.Fatal(err)
+	}
+	f, err := ns.Open()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	c, err := Open(int(f.Fd()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	for b.Loop() {
+		if _, ok, err := c.Lookup(ProtoTCP, local, remote); !ok || err != nil {
+			b.Fatalf("lookup: %v %v", ok, err)
+		}
+	}
+}
