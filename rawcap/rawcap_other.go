@@ -41,3 +41,24 @@ func (r *Ring) Close() error { return nil }
 
 // Wake does nothing off Linux.
 func (r *Ring) Wake() {}
+
+// Watcher is a packet socket without a ring; it exists only on Linux.
+type Watcher struct{}
+
+// NewWatcher is not implemented off Linux.
+func NewWatcher(cfg *Config) (*Watcher, error) {
+	return nil, fmt.Errorf("rawcap: not implemented on %s", runtime.GOOS)
+}
+
+// Bind is not implemented off Linux.
+func (w *Watcher) Bind(ifindex int) error {
+	return fmt.Errorf("rawcap: not implemented on %s", runtime.GOOS)
+}
+
+// Run is not implemented off Linux.
+func (w *Watcher) Run(ctx context.Context, fn func(*Packet) error) error {
+	return fmt.Errorf("rawcap: not implemented on %s", runtime.GOOS)
+}
+
+// Close does nothing off Linux.
+func (w *Watcher) Close() error { return nil }

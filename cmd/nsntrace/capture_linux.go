@@ -84,6 +84,9 @@ type capture struct {
 	// keys, if set, puts the program's TLS keys before the packets
 	// they decrypt.
 	keys *keyLog
+	// procs, if set (and sum is), names the process behind each new
+	// connection, in the summary and on its first packet (procs_linux.go).
+	procs *procs
 
 	// packets and bytes are published for the live counter every 256
 	// packets and when run returns; npkts and nbytes are the capture
@@ -287,23 +290,31 @@ func (c *capture) write(p *rawcap.Packet, iface int, dir pcapng.Direction, rec p
 	c.pkt.Timestamp = p.Timestamp
 	c.pkt.Length = p.Length
 	c.pkt.Data = p.Data
+	if !loop && c.sum != nil {
+		// Accounted before it is written: a packet that starts a
+		// connection carries the process behind it.
+		c.sum.feed(p, dir)
+		if c.procs != nil {
+			if nc, ok := c.sum.flows.TakeNew(); ok {
+				c.pkt.Comment = c.procs.attribute(c.sum.flows, nc)
+			}
+		}
+	}
 	var err error
 	if p.InRing && len(p.Data) >= pcapng.MinRefLen {
 		err = c.w.WritePacketRef(&c.pkt)
 	} else {
 		err = c.w.WritePacket(&c.pkt)
 	}
+	c.pkt.Comment = ""
 	if err != nil {
 		return err
 	}
-	switch {
-	case loop:
+	if loop {
 		c.loPkts++
 		if c.sum != nil {
 			c.sum.feedLoopback(p)
 		}
-	case c.sum != nil:
-		c.sum.feed(p, dir)
 	}
 	c.npkts++
 	c.nbytes += uint64(p.Length)

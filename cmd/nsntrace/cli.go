@@ -59,6 +59,7 @@ type options struct {
 	tlsKeys        bool
 	loopback       bool          // --loopback
 	noLoopback     bool          // --no-loopback
+	noProcesses    bool          // --no-processes
 	fileSize       string        // -C, as given
 	rotateSeconds  int           // -G
 	fileCount      int           // -W
@@ -89,6 +90,12 @@ protocols it talks to, exactly as the program saw them.
 Everything after PROGRAM belongs to PROGRAM; use -- before a PROGRAM whose name
 starts with a dash. There are no subcommands: "nsntrace help" traces a program
 named help.
+
+Processes: each connection names the process of the traced program that
+owned its socket (pid as the program's PID namespace numbers it, command
+name, command line), in the summary and as a comment on its first packet;
+a connection over before it was looked up stays unnamed. --no-processes
+turns this off.
 
 Loopback: the program's own lo is captured too, as a second interface "lo"
 of the pcapng file, each packet once and without a direction; --no-loopback
@@ -171,6 +178,7 @@ func newCommand(o *options) *cobra.Command {
 	f.BoolVarP(&o.packetBuffered, "packet-buffered", "U", false, "write each packet out at once (implied by -o -)")
 	f.BoolVar(&o.tlsKeys, "tls-keys", false, "give PROGRAM an SSLKEYLOGFILE and write the TLS keys it logs into the pcapng file, so that Wireshark decrypts its TLS (the file then holds secrets)")
 	f.BoolVar(&o.noLoopback, "no-loopback", false, "leave out the program's own loopback interface (lo), captured by default as a second interface of the pcapng file")
+	f.BoolVar(&o.noProcesses, "no-processes", false, "do not look up the process behind each connection (its pid, command name and command line, in the summary and as a comment on the connection's first packet)")
 	f.BoolVar(&o.loopback, "loopback", false, "with classic pcap (-F pcap, a .pcap name), also capture the program's lo, into the same file with nothing to tell its packets apart")
 	f.StringVarP(&o.fileSize, "file-size", "C", "", "start a new file once the current one holds more than `SIZE` millions of bytes (or SIZE k, M, G: 1024, 1024², 1024³ bytes); see Files below")
 	f.IntVarP(&o.rotateSeconds, "rotate-seconds", "G", 0, "start a new file every `SECONDS`; see Files below")

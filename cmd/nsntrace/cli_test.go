@@ -154,6 +154,7 @@ func TestParseErrors(t *testing.T) {
 		{[]string{"--duration", "0s", "ls"}, "--duration 0s: must be more than 0"},
 		{[]string{"--duration", "5", "ls"}, "invalid argument"},
 		{[]string{"-Z", "", "ls"}, "-Z: empty user name"},
+		{[]string{"--no-processes", "--interface", "eth0"}, "--no-processes goes with a traced program"},
 	}
 	for _, tc := range tests {
 		var out, errb bytes.Buffer

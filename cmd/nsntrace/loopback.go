@@ -12,13 +12,16 @@ import (
 // it is captured only when asked (--loopback), into the same file.
 
 // checkLoopback refuses --loopback and --no-loopback together, and with
-// --interface, which captures one interface only.
+// --interface, which captures one interface only; and --no-processes with
+// --interface, which has no program.
 func (o *options) checkLoopback() error {
 	switch {
 	case o.loopback && o.noLoopback:
 		return &usageError{"--loopback and --no-loopback exclude each other"}
 	case (o.set["loopback"] || o.set["no-loopback"]) && o.set["interface"]:
 		return &usageError{"--loopback and --no-loopback go with a traced program: --interface captures the one interface it names"}
+	case o.set["no-processes"] && o.set["interface"]:
+		return &usageError{"--no-processes goes with a traced program: --interface names no processes"}
 	}
 	return nil
 }

@@ -30,6 +30,9 @@ type session struct {
 	lo *rawcap.Ring
 	// keys is the program's TLS key log FIFO (--tls-keys), or nil.
 	keys *os.File
+	// procs finds the processes behind connections, or is nil if it
+	// could not be set up (the start message said so).
+	procs *procs
 	// dnsNote says how the program resolves names, for the start message.
 	dnsNote string
 
@@ -82,6 +85,9 @@ func startSession(t *tracer) (_ *session, err error) {
 
 	if err := s.connect(ccfg); err != nil {
 		return nil, err
+	}
+	if !t.o.noProcesses {
+		s.watchProcesses()
 	}
 	var loc chan newRing
 	if t.o.captureLoopback() {
@@ -155,6 +161,7 @@ func (s *session) connect(ccfg *child.Config) error {
 	if err != nil {
 		return fmt.Errorf("connect the program's namespace: %w", err)
 	}
+
 	s.link = link
 	s.do(func() {
 		if err := link.Close(); err != nil {
@@ -162,6 +169,22 @@ func (s *session) connect(ccfg *child.Config) error {
 		}
 	})
 	return nil
+}
+
+// watchProcesses sets up the lookup of the processes behind connections
+// (procs_linux.go). The trace goes on without them rather than not at all.
+func (s *session) watchProcesses() {
+	netns, err := s.p.NetNS()
+	if err == nil {
+		s.procs, err = openProcs(int(netns.Fd()), s.p.Pid(), s.link.HostIndex()) // netns is p's
+	}
+	if err != nil {
+		s.procs = nil
+		s.rep.errorf("warning: the processes behind connections will be unknown: %v", err)
+		return
+	}
+	pr := s.procs
+	s.do(func() { pr.Close() }) // nothing written: a close error loses nothing
 }
 
 // firewall installs the run's nft table: NAT out of the uplink,

@@ -160,7 +160,7 @@ func (t *tracer) run() (int, error) {
 		return exitFailure, err
 	}
 	c := newCapture(s.ring, t.file, id, t.o, t.live())
-	c.programSide, c.sum = true, newSummarizer()
+	c.programSide, c.sum, c.procs = true, newSummarizer(), s.procs
 	if s.lo != nil {
 		loID, err := t.file.addInterface(t.loopbackInterface())
 		if err != nil {
@@ -282,9 +282,14 @@ func (t *tracer) conclude(s *session, c *capture, res waited, relErr error, lost
 		}
 		code = signalStatus(res.signal)
 	}
+	if c.procs != nil {
+		if err := c.procs.failure(); err != nil {
+			t.rep.errorf("warning: look up the processes behind connections: %v", err)
+		}
+	}
 	if err := c.sum.report(t.o, t.rep, t.stdout, t.file.owner, summary.Meta{
 		Command: t.argv, ExitStatus: code, Started: c.started, Ended: time.Now(),
-		Packets: c.packets.Load(), Dropped: st.Drops,
+		Packets: c.packets.Load(), Dropped: st.Drops, Processes: c.procs != nil,
 	}); err != nil {
 		return exitFailure, err
 	}

@@ -53,8 +53,11 @@
 //	    "packets_out": 5, "packets_in": 4,  // out = sent by the program
 //	    "bytes_out": 420, "bytes_in": 1200, // Ethernet frame bytes, as tshark counts
 //	    "first_seen":  "...", "last_seen": "...",
-//	    "state":       "established" // tcp: established | refused | no answer | partial;
+//	    "state":       "established", // tcp: established | refused | no answer | partial;
 //	                                 // udp/icmp: answered | no answer
+//	    "pid":         12,           // the process that owned the socket, as the program's
+//	    "comm":        "curl",       // PID namespace numbers it, its command name and
+//	    "cmdline":     "curl -s http://example.com/" // command line; all three absent when unknown
 //	  }],
 //	  "dns_failures": [{"name": "nx.example", "type": "A", "rcode": "NXDOMAIN"}],
 //	                                 // rcode: NXDOMAIN, SERVFAIL, ..., "no data", "no answer"
@@ -67,8 +70,14 @@
 //	    "first_seen":  "...", "last_seen": "...",
 //	    "state":       "established"
 //	  }],
-//	  "loopback_untracked_conversations": 0
+//	  "loopback_untracked_conversations": 0,
+//	  "unattributed_connections": 0  // tcp and udp connections with no known process;
+//	                                 // absent when processes were not looked for
 //	}
+//
+// Flows.TakeNew says which packet added a conversation, so that the caller
+// can look up the process behind it while that packet is in hand, and name
+// it with Flows.SetProcess; what is not known stays unknown.
 //
 // Conversations on the program's own loopback interface (Loopback) are
 // kept apart: both ends are the program, so they are not connections out

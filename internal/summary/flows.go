@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/bits"
 	"math/rand/v2"
+	"net/netip"
 )
 
 // Conversation flags: what a conversation's TCP packets showed.
@@ -44,6 +45,9 @@ type entry struct {
 	bytesIn     uint64
 	flags       uint8
 	nameSegs    uint8
+	// proc is 1 + the index in Flows.procs of the process that owned the
+	// conversation's socket, 0 if unknown.
+	proc int32
 }
 
 // Flows is the conversation table the capture path updates in line: a
@@ -71,6 +75,12 @@ type Flows struct {
 	// counting: the next packet of a bulk transfer is then counted without
 	// being parsed or hashed.
 	hot [2]hotFlow
+
+	// fresh is 1 + the index of the conversation the last Account added,
+	// 0 if it added none since TakeNew.
+	fresh int
+	// procs are the processes named by SetProcess, each once in a row.
+	procs []Process
 
 	untrackedPkts uint64
 	// cutHeaders counts frames the snap length cut before their IP and
@@ -260,6 +270,7 @@ func (f *Flows) lookup(k *flowKey, tcpFlags uint8, outbound bool, ts int64) *ent
 			fw[0] |= pm
 			f.slots[i] = tag<<32 | uint64(len(f.ents))
 			f.last = len(f.ents) - 1
+			f.fresh = len(f.ents)
 			return &f.ents[f.last]
 		}
 		if s>>32 == tag {
@@ -269,6 +280,69 @@ func (f *Flows) lookup(k *flowKey, tcpFlags uint8, outbound bool, ts int64) *ent
 			}
 		}
 	}
+}
+
+// TakeNew returns the conversation the packets accounted since the last
+// call added, if one did: the packet Account just saw is then the first
+// of a conversation (nearly always; if several packets were accounted,
+// the last one added). The caller may then name its process with
+// SetProcess. It does not allocate.
+func (f *Flows) TakeNew() (NewConv, bool) {
+	i := f.fresh - 1
+	if i < 0 {
+		return NewConv{}, false
+	}
+	f.fresh = 0
+	k := &f.ents[i].key
+	return NewConv{
+		Proto: k.proto(), Local: k.localAddrPort(), Remote: k.remoteAddrPort(),
+		Outbound: f.ents[i].flags&fOutbound != 0, idx: i + 1,
+	}, true
+}
+
+// NewConv is a conversation as TakeNew returns it.
+type NewConv struct {
+	Proto Proto
+	// Local and Remote are the program's end and the other one.
+	Local, Remote netip.AddrPort
+	// Outbound says that the program started it.
+	Outbound bool
+	idx      int // 1 + its index in the table; 0: not in it (ConvOf)
+}
+
+// ConvOf reads the conversation of an Ethernet frame seen from the
+// program's side (outbound: the program sent it); Outbound in the answer
+// is the frame's direction, which is who started the conversation only
+// for its first packet. ok is false for a frame Account would count in no
+// conversation. It does not allocate.
+func ConvOf(frame []byte, outbound bool) (c NewConv, ok bool) {
+	var p parsed
+	if !parseFrame(frame, outbound, &p) {
+		return c, false
+	}
+	k := &p.key
+	return NewConv{Proto: k.proto(), Local: k.localAddrPort(), Remote: k.remoteAddrPort(), Outbound: outbound}, true
+}
+
+// Process is the process that owned a conversation's socket.
+type Process struct {
+	// Pid is as the program's PID namespace numbers it.
+	Pid int
+	// Comm is the command name (/proc/PID/comm), Cmdline its command line
+	// with spaces between the arguments, cut short.
+	Comm, Cmdline string
+}
+
+// SetProcess records that p owned the socket of c, a conversation
+// TakeNew returned (others are not in the table: nothing is recorded).
+func (f *Flows) SetProcess(c NewConv, p Process) {
+	if c.idx <= 0 || c.idx > len(f.ents) {
+		return
+	}
+	if n := len(f.procs); n == 0 || f.procs[n-1] != p {
+		f.procs = append(f.procs, p)
+	}
+	f.ents[c.idx-1].proc = int32(len(f.procs))
 }
 
 // initiator decides, from a conversation's first packet, who started it.

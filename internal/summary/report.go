@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -26,6 +27,10 @@ type Meta struct {
 	NamePacketsSkipped uint64
 	// SnapLen is the capture's snap length, named when it cut headers.
 	SnapLen int
+	// Processes says that the processes behind the connections were
+	// looked for (Flows.SetProcess): the report then counts the TCP and
+	// UDP connections whose process is unknown.
+	Processes bool
 }
 
 // Report is the summary of one trace; its JSON form is the documented
@@ -51,6 +56,9 @@ type Report struct {
 	// them in Connections; null when lo was not captured (AddLoopback).
 	Loopback          []LoopbackConnection `json:"loopback"`
 	LoopbackUntracked uint64               `json:"loopback_untracked_conversations"`
+	// Unattributed counts the TCP and UDP connections whose process is
+	// unknown; absent when processes were not looked for (Meta.Processes).
+	Unattributed *uint64 `json:"unattributed_connections,omitempty"`
 
 	snapLen int
 }
@@ -70,6 +78,11 @@ type Connection struct {
 	FirstSeen  time.Time `json:"first_seen"`
 	LastSeen   time.Time `json:"last_seen"`
 	State      string    `json:"state"`
+	// Pid, Comm and Cmdline name the process that owned the connection's
+	// socket (Process); absent from the JSON when unknown.
+	Pid     int    `json:"pid,omitempty"`
+	Comm    string `json:"comm,omitempty"`
+	Cmdline string `json:"cmdline,omitempty"`
 }
 
 func (e *entry) state() string {
@@ -111,6 +124,7 @@ func NewReport(m Meta, f *Flows, n *Names) *Report {
 			r.DNSFailures = append(r.DNSFailures, Failure{Name: q.name, Type: q.qtype, RCode: "no answer"})
 		}
 	}
+	var unattributed uint64
 	for i := range f.ents {
 		e := &f.ents[i]
 		remote := e.key.remoteAddrPort()
@@ -124,8 +138,17 @@ func NewReport(m Meta, f *Flows, n *Names) *Report {
 		if e.flags&fOutbound != 0 {
 			conn.Direction = "outbound"
 		}
+		if e.proc > 0 {
+			p := &f.procs[e.proc-1]
+			conn.Pid, conn.Comm, conn.Cmdline = p.Pid, p.Comm, p.Cmdline
+		} else if p := e.key.proto(); m.Processes && (p == ProtoTCP || p == ProtoUDP) {
+			unattributed++
+		}
 		sort.Strings(conn.Names)
 		r.Connections = append(r.Connections, conn)
+	}
+	if m.Processes {
+		r.Unattributed = &unattributed
 	}
 	sort.SliceStable(r.Connections, func(i, j int) bool {
 		a, b := r.Connections[i], r.Connections[j]
@@ -222,6 +245,20 @@ func (c *Connection) appendJSON(b []byte) []byte {
 	b = tm(b, "first_seen", c.FirstSeen)
 	b = tm(b, "last_seen", c.LastSeen)
 	b = str(b, "state", c.State)
+	if c.Pid != 0 {
+		b = num(b, "pid", uint64(c.Pid))
+	}
+	for _, kv := range [2][2]string{{"comm", c.Comm}, {"cmdline", c.Cmdline}} {
+		if kv[1] != "" {
+			// Anything a program calls itself: through encoding/json.
+			v, _ := json.Marshal(kv[1]) // strings cannot fail to encode
+			b = append(b, '"')
+			b = append(b, kv[0]...)
+			b = append(b, `":`...)
+			b = append(b, v...)
+			b = append(b, ',')
+		}
+	}
 	b[len(b)-1] = '}'
 	return b
 }
@@ -250,6 +287,7 @@ func (r *Report) WriteText(w io.Writer, fullList string) error {
 		out, in         uint64
 		states          map[string]int
 		order           int
+		procs           []string // distinct, in order of first connection
 	}
 	var groups []*group
 	idx := map[string]*group{}
@@ -273,6 +311,11 @@ func (r *Report) WriteText(w io.Writer, fullList string) error {
 		g.out += c.BytesOut
 		g.in += c.BytesIn
 		g.states[c.State]++
+		if c.Comm != "" || c.Pid != 0 {
+			if p := fmt.Sprintf("%s[%d]", c.Comm, c.Pid); !slices.Contains(g.procs, p) {
+				g.procs = append(g.procs, p)
+			}
+		}
 	}
 	var b strings.Builder
 	for _, dir := range []string{"outbound", "inbound"} {
@@ -294,7 +337,7 @@ func (r *Report) WriteText(w io.Writer, fullList string) error {
 		fmt.Fprintf(&b, "%s connections:\n", strings.ToUpper(dir[:1])+dir[1:])
 		for _, g := range rows {
 			port, noun, note := rowCells(g.proto, g.port, g.conns, g.states)
-			fmt.Fprintf(&b, "  %-6s %5s  %-40s %3d %-5s %9s out %9s in%s\n", g.proto, port, g.who, g.conns, noun, FormatBytes(g.out), FormatBytes(g.in), note)
+			fmt.Fprintf(&b, "  %-6s %5s  %-40s %3d %-5s %9s out %9s in%s%s\n", g.proto, port, g.who, g.conns, noun, FormatBytes(g.out), FormatBytes(g.in), note, procCell(g.procs))
 		}
 		if len(rest) > 0 {
 			conns, out, in := 0, uint64(0), uint64(0)
@@ -315,6 +358,9 @@ func (r *Report) WriteText(w io.Writer, fullList string) error {
 			fmt.Fprintf(&b, "  ... and %d more%s\n", n, hint)
 		}
 	}
+	if r.Unattributed != nil && *r.Unattributed > 0 {
+		fmt.Fprintf(&b, "(%d of the TCP and UDP connections above with no known process: their sockets were gone before they were seen, or were no process's)\n", *r.Unattributed)
+	}
 	if r.Untracked > 0 {
 		fmt.Fprintf(&b, "(about %d more conversations, %d packets, were not tracked: table full)\n", r.Untracked, r.UntrackedPackets)
 	}
@@ -326,6 +372,21 @@ func (r *Report) WriteText(w io.Writer, fullList string) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// maxRowProcs bounds the processes a text row names.
+const maxRowProcs = 3
+
+// procCell names the processes of a row's connections, as
+// "  curl[12], wget[13]", the first maxRowProcs of them.
+func procCell(procs []string) string {
+	switch {
+	case len(procs) == 0:
+		return ""
+	case len(procs) > maxRowProcs:
+		return fmt.Sprintf("  %s and %d more", strings.Join(procs[:maxRowProcs], ", "), len(procs)-maxRowProcs)
+	}
+	return "  " + strings.Join(procs, ", ")
 }
 
 // FormatBytes writes a byte count for people, in SI units (kB, MB, GB)

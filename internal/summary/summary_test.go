@@ -526,11 +526,12 @@ func TestWriteJSON(t *testing.T) {
 	ts := time.Date(2026, 11, 22, 10, 0, 0, 123456789, time.UTC)
 	r := &Report{
 		Command: []string{"sh", "-c", `echo "connections": []`}, Started: ts, Ended: ts.Add(time.Second),
-		Packets: 3, Untracked: 1, UntrackedPackets: 2, NamePacketsSkipped: 4,
+		Packets: 3, Untracked: 1, UntrackedPackets: 2, NamePacketsSkipped: 4, Unattributed: new(uint64(1)),
 		Connections: []Connection{
 			{Proto: "tcp", Direction: "outbound", RemoteAddr: "fd77:80::80", RemotePort: 443, LocalPort: 50000,
 				Names: []string{"a.test", "we\"ird\\\x01\u2028.test"}, PacketsOut: 1, PacketsIn: 2, BytesOut: 3, BytesIn: 4,
-				FirstSeen: ts, LastSeen: ts.Add(time.Millisecond), State: "established"},
+				FirstSeen: ts, LastSeen: ts.Add(time.Millisecond), State: "established",
+				Pid: 12, Comm: "cu\"rl\x01", Cmdline: "curl -H 'X: \\\u2028' http://a.test/"},
 			{Proto: "udp", Direction: "inbound", RemoteAddr: "10.0.0.1", Names: []string{}, FirstSeen: time.Unix(0, 0).UTC(), LastSeen: ts, State: "answered"},
 		},
 		DNSFailures: []Failure{},
@@ -703,5 +704,106 @@ func TestSnapLenCutsHeaders(t *testing.T) {
 	r.WriteText(&b2, "")
 	if !strings.Contains(b2.String(), "(incomplete: the snap length of 30 bytes cut the headers of 2 packets") || r.CutPackets != 2 {
 		t.Errorf("report does not say it is incomplete:\n%s", b2.String())
+	}
+}
+
+// TestProcesses: TakeNew hands out each conversation once, on the packet
+// that added it, with its ends and who started it, as ConvOf reads them
+// from the frame; the report carries the
+// processes SetProcess named into the JSON fields and the text rows, and
+// counts the TCP and UDP connections with none (ICMP has no socket to
+// look up), but only when processes were looked for.
+func TestProcesses(t *testing.T) {
+	f := NewFlows(nil)
+	acc := func(p pkt, out bool) (NewConv, bool) {
+		b := frame(t, p)
+		f.Account(b, len(b), 1, out)
+		return f.TakeNew()
+	}
+	curl := Process{Pid: 12, Comm: "curl", Cmdline: "curl -s http://web/"}
+	wget := Process{Pid: 13, Comm: "wget", Cmdline: "wget -q http://web/"}
+	nc := Process{Pid: 14, Comm: "nc", Cmdline: "nc -l 8080"}
+	c, ok := acc(pkt{src: local, dst: web, sport: 40001, dport: 80, tcp: &layers.TCP{SYN: true}}, true)
+	if !ok || c.Proto != ProtoTCP || !c.Outbound || c.Local != netip.AddrPortFrom(local, 40001) || c.Remote != netip.AddrPortFrom(web, 80) {
+		t.Fatalf("outbound SYN: %+v, %v", c, ok)
+	}
+	f.SetProcess(c, curl)
+	syn := frame(t, pkt{src: local, dst: web, sport: 40001, dport: 80, tcp: &layers.TCP{SYN: true}})
+	if cc, ok := ConvOf(syn, true); !ok || cc.Proto != c.Proto || cc.Local != c.Local || cc.Remote != c.Remote || !cc.Outbound {
+		t.Errorf("ConvOf(the SYN) = %+v, %v; TakeNew said %+v", cc, ok, c)
+	} else {
+		f.SetProcess(cc, wget) // not the table's: nothing recorded
+	}
+	if c, ok := acc(pkt{src: web, dst: local, sport: 80, dport: 40001, tcp: &layers.TCP{SYN: true, ACK: true}}, false); ok {
+		t.Errorf("SYN-ACK of a known conversation: new %+v", c)
+	}
+	if c, ok := f.TakeNew(); ok {
+		t.Errorf("TakeNew twice: %+v", c)
+	}
+	c, _ = acc(pkt{src: local, dst: web, sport: 40002, dport: 80, tcp: &layers.TCP{SYN: true}}, true)
+	f.SetProcess(c, wget)
+	c, ok = acc(pkt{src: web6, dst: local6, sport: 50000, dport: 8080, tcp: &layers.TCP{SYN: true}}, false)
+	if !ok || c.Outbound || c.Local != netip.AddrPortFrom(local6, 8080) {
+		t.Fatalf("inbound SYN: %+v, %v", c, ok)
+	}
+	f.SetProcess(c, nc)
+	acc(pkt{src: local, dst: dnsSrv, sport: 5353, dport: 53, udp: true, payload: []byte{1}}, true) // unknown
+	acc(pkt{src: local, dst: web, icmp: true}, true)                                               // no socket
+	known := frame(t, pkt{src: local, dst: web, sport: 40001, dport: 80, tcp: &layers.TCP{ACK: true}})
+	if a := testing.AllocsPerRun(100, func() {
+		f.Account(known, len(known), 2, true)
+		f.TakeNew()
+	}); a != 0 {
+		t.Errorf("Account and TakeNew of a known conversation: %v allocations", a)
+	}
+
+	r := NewReport(Meta{Processes: true}, f, NewNames())
+	if r.Unattributed == nil || *r.Unattributed != 1 {
+		t.Errorf("unattributed = %v, want 1 (the UDP one)", r.Unattributed)
+	}
+	for _, w := range []struct {
+		port uint16
+		p    Process
+	}{{40001, curl}, {40002, wget}, {8080, nc}, {5353, Process{}}} {
+		var got *Connection
+		for i := range r.Connections {
+			if r.Connections[i].LocalPort == w.port {
+				got = &r.Connections[i]
+			}
+		}
+		if got == nil || (Process{got.Pid, got.Comm, got.Cmdline}) != w.p {
+			t.Errorf("port %d: %+v, want %+v", w.port, got, w.p)
+		}
+	}
+	var js bytes.Buffer
+	if err := r.WriteJSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"pid":12,"comm":"curl","cmdline":"curl -s http://web/"}`, `"unattributed_connections": 1`} {
+		if !strings.Contains(js.String(), want) {
+			t.Errorf("JSON lacks %s:\n%s", want, js.String())
+		}
+	}
+	if n := strings.Count(js.String(), `"pid"`); n != 3 {
+		t.Errorf("%d connections with a pid in the JSON, want 3", n)
+	}
+	var text strings.Builder
+	r.WriteText(&text, "")
+	for _, re := range []string{
+		`(?m)^  tcp +80  198\.51\.100\.80 +2 conns .*  curl\[12\], wget\[13\]$`,
+		`(?m)^  tcp +8080  fd77:80::80 +1 conn .*  nc\[14\]$`,
+		`(?m)^  udp +53  10\.213\.0\.0 .*no answer\)$`,
+		`\(1 of the TCP and UDP connections above with no known process`,
+	} {
+		if !regexp.MustCompile(re).MatchString(text.String()) {
+			t.Errorf("text lacks %s:\n%s", re, text.String())
+		}
+	}
+
+	r = NewReport(Meta{}, f, NewNames())
+	js.Reset()
+	r.WriteJSON(&js)
+	if r.Unattributed != nil || strings.Contains(js.String(), "unattributed") {
+		t.Errorf("processes not looked for, yet unattributed = %v", r.Unattributed)
 	}
 }

@@ -1,0 +1,394 @@
+//go:build linux
+
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nsntrace/nsntrace/internal/sockdiag"
+	"github.com/nsntrace/nsntrace/internal/summary"
+	"github.com/nsntrace/nsntrace/rawcap"
+	"github.com/nsntrace/nsntrace/rawcap/filter"
+)
+
+// The process behind a connection: for the packet that adds a
+// conversation (an outbound SYN or first datagram, an inbound SYN), the
+// kernel is asked for the socket that owns the conversation (sockdiag, in
+// the program's network namespace: for an inbound SYN the listener), and
+// its inode is looked up among the "socket:[N]" links of /proc/PID/fd of
+// the program's processes. The process so found names the connection in
+// the summary and in a comment on that packet. What is not found stays
+// unknown: a socket closed before it was looked up, or one no process
+// holds any more.
+//
+// The capture ring cannot be where this starts: it hands over its blocks
+// up to 100 ms after their first packet (rawcap.DefaultBlockTimeout), and
+// most connections of a command-line program are over by then. So a
+// packet socket on the same veth (the watcher: only TCP SYNs without ACK
+// and UDP, 128 bytes of each, each waking its reader at once) has a
+// goroutine of its own that looks up each new conversation as it starts,
+// while its socket still exists, and remembers the answer. The capture
+// goroutine, once the packet comes out of the capture ring, takes that
+// answer before it writes the packet; if the watcher has not got there
+// yet (a busy capture fills its blocks fast), it looks the conversation
+// up itself. The capture path pays nothing for packets that start
+// nothing; what the watcher misses (its socket buffer full) loses only
+// attributions.
+//
+// The program's processes are read from the /proc its init mounted for
+// its PID namespace (through /proc/INIT/root/proc): that lists only them,
+// numbered as the program numbers them, with no filtering of the host's
+// processes by namespace. The inode-to-pid map is rebuilt by a scan on a
+// miss (scan); a scan runs only when the time since the last one is at least
+// scanGapFactor times what the last one took, so that a program opening
+// thousands of connections (and holding thousands of descriptors) does not
+// make nsntrace spend more than a fifth of its time in /proc. A fixed
+// interval of a few milliseconds would have missed the common case: curl's
+// TCP socket, opened a millisecond after its DNS socket made a scan.
+const scanGapFactor = 4
+
+// maxCmdline bounds the command line kept of each process.
+const maxCmdline = 200
+
+// maxKnown bounds the answers remembered, oldest forgotten first: a
+// conversation's later datagrams find its answer there rather than cost a
+// lookup each, for as long as it is among the last maxKnown.
+const maxKnown = 4096
+
+// watchFilter keeps the packets that may start a conversation: TCP SYNs
+// without ACK (IPv4, and IPv6 without extension headers: those the
+// capture goroutine looks up itself) and UDP.
+const watchFilter = "udp or tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn or (ip6 and ip6[6] == 6 and ip6[53] & 0x12 == 0x02)"
+
+// watchSnapLen is enough of a frame for its headers.
+const watchSnapLen = 128
+
+type connKey struct {
+	proto         summary.Proto
+	local, remote netip.AddrPort
+	// inbound says that the remote end started it.
+	inbound bool
+}
+
+// answer is what a lookup found: a process, or (ok false) none.
+type answer struct {
+	p  summary.Process
+	ok bool
+}
+
+// procs finds the processes behind new connections, for the watch
+// goroutine and the capture goroutine; mu guards all but the watcher.
+type procs struct {
+	mu   sync.Mutex
+	diag *sockdiag.Conn
+	proc *os.Root // the program's /proc
+	// owners maps socket inodes to pids, as the last scan saw them.
+	owners   map[uint32]int
+	scanned  time.Time // when the last scan ended
+	scanCost time.Duration
+	link     [64]byte
+	// known are the answers, by conversation; order holds their keys,
+	// next the oldest.
+	known map[connKey]answer
+	order []connKey
+	next  int
+	// err is the first failure of a lookup, reported once the run ended.
+	err error
+
+	watch  *rawcap.Watcher
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// openProcs prepares the lookups for the program whose init has host pid
+// init and network namespace netns, and starts watching the veth with
+// interface index ifindex. The caller closes it.
+func openProcs(netns, init, ifindex int) (_ *procs, err error) {
+	p := &procs{owners: map[uint32]int{}, known: map[connKey]answer{}}
+	defer func() {
+		if err != nil {
+			p.Close()
+		}
+	}()
+	if p.diag, err = sockdiag.Open(netns); err != nil {
+		return nil, err
+	}
+	if p.proc, err = os.OpenRoot(fmt.Sprintf("/proc/%d/root/proc", init)); err != nil {
+		return nil, fmt.Errorf("open the program's /proc: %w", err)
+	}
+	prog, err := filter.Compile(watchFilter, watchSnapLen)
+	if err != nil {
+		return nil, fmt.Errorf("compile the watch filter: %w", err) // a constant: a bug
+	}
+	if p.watch, err = rawcap.NewWatcher(&rawcap.Config{SnapLen: watchSnapLen, Filter: prog}); err != nil {
+		return nil, err
+	}
+	if err := p.watch.Bind(ifindex); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p.cancel, p.done = cancel, make(chan struct{})
+	go func() {
+		defer close(p.done)
+		// An error ends the watching, not the trace: the capture
+		// goroutine looks conversations up itself.
+		if err := p.watch.Run(ctx, p.watched); err != nil {
+			p.mu.Lock()
+			if p.err == nil {
+				p.err = fmt.Errorf("watch the veth: %w", err)
+			}
+			p.mu.Unlock()
+		}
+	}()
+	return p, nil
+}
+
+// Close stops the watching and closes what p holds; it may be called
+// more than once.
+func (p *procs) Close() error {
+	if p.cancel != nil {
+		p.cancel()
+		<-p.done
+		p.cancel = nil
+	}
+	var err error
+	if p.watch != nil {
+		err = p.watch.Close()
+		p.watch = nil
+	}
+	if p.diag != nil {
+		if cerr := p.diag.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if p.proc != nil {
+		if cerr := p.proc.Close(); err == nil {
+			err = cerr
+		}
+		p.proc = nil
+	}
+	return err
+}
+
+// watched looks up the conversation of a packet the watcher saw, unless
+// it is known already.
+func (p *procs) watched(pk *rawcap.Packet) error {
+	// The watcher is on the host end: what it sends, the program receives.
+	c, ok := summary.ConvOf(pk.Data, pk.Type != rawcap.PacketOutgoing)
+	if !ok || c.Proto != summary.ProtoTCP && c.Proto != summary.ProtoUDP {
+		return nil
+	}
+	k := connKey{c.Proto, c.Local, c.Remote, !c.Outbound}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	// A SYN is a new connection, maybe on the ends of an old one: looked
+	// up again. A datagram of a known conversation is not (a busy UDP
+	// flow would cost a lookup each).
+	if _, ok := p.known[k]; !ok || c.Proto == summary.ProtoTCP {
+		p.remember(k, p.lookup(k))
+	}
+	return nil
+}
+
+// remember keeps a's answer for k, forgetting the oldest beyond maxKnown.
+func (p *procs) remember(k connKey, a answer) {
+	if _, ok := p.known[k]; ok {
+		p.known[k] = a
+		return
+	}
+	if len(p.order) < maxKnown {
+		p.order = append(p.order, k)
+	} else {
+		delete(p.known, p.order[p.next])
+		p.order[p.next] = k
+		p.next = (p.next + 1) % maxKnown
+	}
+	p.known[k] = a
+}
+
+// attribute names the process behind c, a conversation f has just added,
+// in f, and returns the comment for its first packet: "" if the process
+// is unknown. The capture goroutine's.
+func (p *procs) attribute(f *summary.Flows, c summary.NewConv) string {
+	if c.Proto != summary.ProtoTCP && c.Proto != summary.ProtoUDP {
+		return "" // no socket to look up
+	}
+	k := connKey{c.Proto, c.Local, c.Remote, !c.Outbound}
+	p.mu.Lock()
+	a, ok := p.known[k]
+	if !ok {
+		a = p.lookup(k)
+		p.remember(k, a)
+	}
+	p.mu.Unlock()
+	if !a.ok {
+		return ""
+	}
+	f.SetProcess(c, a.p)
+	return fmt.Sprintf("nsntrace: pid %d %s (%s)", a.p.Pid, a.p.Comm, a.p.Cmdline)
+}
+
+// lookup asks the kernel for k's socket and finds its process. The
+// caller holds mu.
+func (p *procs) lookup(k connKey) answer {
+	var inode uint32
+	var ok bool
+	var err error
+	switch {
+	case k.proto == summary.ProtoUDP:
+		// Connected or not: the kernel's lookup scores both.
+		inode, ok, err = p.diag.Lookup(sockdiag.ProtoUDP, k.local, k.remote)
+	case k.inbound:
+		// An inbound SYN reaches the listener; by the time it is looked
+		// up, the connection may be over (TIME_WAIT has no inode).
+		inode, ok, err = p.diag.Listener(k.local)
+	default:
+		inode, ok, err = p.diag.Lookup(sockdiag.ProtoTCP, k.local, k.remote)
+	}
+	if err != nil {
+		if p.err == nil {
+			p.err = err
+		}
+		return answer{}
+	}
+	if !ok {
+		return answer{}
+	}
+	pid, ok := p.owners[inode]
+	if !ok && time.Since(p.scanned) >= scanGapFactor*p.scanCost {
+		p.scan(inode)
+		pid, ok = p.owners[inode]
+	}
+	if !ok {
+		return answer{}
+	}
+	pr, ok := p.describe(pid)
+	return answer{pr, ok}
+}
+
+// failure returns the first error of a lookup or of the watching; after
+// Close, or from the capture goroutine.
+func (p *procs) failure() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.err
+}
+
+// scan rebuilds owners from the fd links of the processes in the
+// program's /proc, newest (highest pid) first, and stops once it has seen
+// want: the process that has just made a connection is most often the
+// newest, and may exit at any moment. Where processes share a socket
+// (inherited across fork), the newest owns it.
+func (p *procs) scan(want uint32) {
+	start := time.Now()
+	defer func() { p.scanned = time.Now(); p.scanCost = p.scanned.Sub(start) }()
+	clear(p.owners)
+	d, err := p.proc.Open(".")
+	if err != nil {
+		return
+	}
+	names, err := d.Readdirnames(-1)
+	d.Close()
+	if err != nil {
+		return
+	}
+	pids := make([]int, 0, len(names))
+	for _, name := range names {
+		if pid, err := strconv.Atoi(name); err == nil && pid > 0 {
+			pids = append(pids, pid)
+		}
+	}
+	slices.Sort(pids)
+	for i := len(pids) - 1; i >= 0; i-- {
+		p.scanFDs(pids[i], strconv.Itoa(pids[i]))
+		if _, ok := p.owners[want]; ok {
+			return
+		}
+	}
+}
+
+// scanFDs adds the sockets of process pid to owners. A process gone
+// meanwhile has none.
+func (p *procs) scanFDs(pid int, name string) {
+	d, err := p.proc.Open(name + "/fd")
+	if err != nil {
+		return
+	}
+	defer d.Close()
+	fds, err := d.Readdirnames(-1)
+	if err != nil {
+		return
+	}
+	rc, err := d.SyscallConn()
+	if err != nil {
+		return
+	}
+	rc.Control(func(dfd uintptr) {
+		for _, fd := range fds {
+			n, err := unix.Readlinkat(int(dfd), fd, p.link[:])
+			if err != nil {
+				continue
+			}
+			if inode, ok := socketInode(p.link[:n]); ok {
+				if _, taken := p.owners[inode]; !taken {
+					p.owners[inode] = pid
+				}
+			}
+		}
+	})
+}
+
+// socketInode reads a /proc/PID/fd link of a socket, "socket:[N]".
+func socketInode(link []byte) (uint32, bool) {
+	s, ok := bytes.CutPrefix(link, []byte("socket:["))
+	if !ok || len(s) < 2 || s[len(s)-1] != ']' {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(string(s[:len(s)-1]), 10, 32)
+	return uint32(n), err == nil
+}
+
+// describe reads what the summary says of process pid: its command name
+// and command line. A process gone meanwhile is not described.
+func (p *procs) describe(pid int) (summary.Process, bool) {
+	name := strconv.Itoa(pid)
+	comm, err := p.proc.ReadFile(name + "/comm")
+	if err != nil {
+		return summary.Process{}, false
+	}
+	cmdline, err := p.proc.ReadFile(name + "/cmdline")
+	if err != nil {
+		return summary.Process{}, false
+	}
+	return summary.Process{
+		Pid:     pid,
+		Comm:    strings.TrimSuffix(string(comm), "\n"),
+		Cmdline: cmdlineText(cmdline),
+	}, true
+}
+
+// cmdlineText turns /proc/PID/cmdline (arguments each ended by a NUL)
+// into one line, cut to maxCmdline bytes and to valid UTF-8.
+func cmdlineText(b []byte) string {
+	b = bytes.TrimRight(b, "\x00")
+	cut := len(b) > maxCmdline
+	if cut {
+		b = b[:maxCmdline]
+	}
+	s := strings.ToValidUTF8(strings.ReplaceAll(string(b), "\x00", " "), "")
+	if cut {
+		s += "..."
+	}
+	return s
+}
