@@ -3,6 +3,8 @@
 package rawcap
 
 import (
+	"golang.org/x/net/bpf"
+
 	"context"
 	"fmt"
 	"runtime"
@@ -62,3 +64,8 @@ func (w *Watcher) Run(ctx context.Context, fn func(*Packet) error) error {
 
 // Close does nothing off Linux.
 func (w *Watcher) Close() error { return nil }
+
+// SetFilter is not implemented off Linux.
+func (w *Watcher) SetFilter(prog []bpf.RawInstruction) error {
+	return fmt.Errorf("rawcap: not implemented on %s", runtime.GOOS)
+}

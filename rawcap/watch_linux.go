@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mdlayher/socket"
+	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 
 	"github.com/nsntrace/nsntrace/internal/kfeature"
@@ -49,24 +50,39 @@ func NewWatcher(cfg *Config) (w *Watcher, err error) {
 			conn.Close()
 		}
 	}()
+	w = &Watcher{conn: conn, buf: make([]byte, c.SnapLen)}
 	if len(c.Filter) > 0 {
-		prog := make([]unix.SockFilter, len(c.Filter))
-		for i, ins := range c.Filter {
-			prog[i] = unix.SockFilter{Code: ins.Op, Jt: ins.Jt, Jf: ins.Jf, K: ins.K}
-		}
-		rc, err := conn.SyscallConn()
-		if err != nil {
+		if err := w.SetFilter(c.Filter); err != nil {
 			return nil, fmt.Errorf("open watcher: %w", err)
-		}
-		var ferr error
-		if err := rc.Control(func(fd uintptr) { ferr = attachFilter(int(fd), prog) }); err != nil {
-			return nil, fmt.Errorf("open watcher: %w", err)
-		}
-		if ferr != nil {
-			return nil, fmt.Errorf("open watcher: %w", os.NewSyscallError("setsockopt SO_ATTACH_FILTER", ferr))
 		}
 	}
-	return &Watcher{conn: conn, buf: make([]byte, c.SnapLen)}, nil
+	return w, nil
+}
+
+// SetFilter replaces the watcher's filter with prog (which must not be
+// empty), at once and while Run waits: the kernel swaps the socket's
+// filter atomically (sk_attach_filter), so every packet meets one filter or
+// the other.
+func (w *Watcher) SetFilter(prog []bpf.RawInstruction) error {
+	if len(prog) == 0 || len(prog) > 0xffff {
+		return fmt.Errorf("set watch filter: %d instructions", len(prog))
+	}
+	sf := make([]unix.SockFilter, len(prog))
+	for i, ins := range prog {
+		sf[i] = unix.SockFilter{Code: ins.Op, Jt: ins.Jt, Jf: ins.Jf, K: ins.K}
+	}
+	rc, err := w.conn.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("set watch filter: %w", err)
+	}
+	var ferr error
+	if err := rc.Control(func(fd uintptr) { ferr = attachFilter(int(fd), sf) }); err != nil {
+		return fmt.Errorf("set watch filter: %w", err)
+	}
+	if ferr != nil {
+		return os.NewSyscallError("setsockopt SO_ATTACH_FILTER", ferr)
+	}
+	return nil
 }
 
 // Bind starts watching the interface with index ifindex (wraps bind(2)

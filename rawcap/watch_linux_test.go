@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/net/bpf"
+
 	"github.com/nsntrace/nsntrace/internal/testbed"
 	"github.com/nsntrace/nsntrace/rawcap/filter"
 )
@@ -97,5 +99,94 @@ func TestWatcher(t *testing.T) {
 	}
 	if err := w.Close(); err != nil || w.Close() != nil {
 		t.Errorf("Close: %v", err)
+	}
+}
+
+// TestWatcherSetFilter: a filter set while Run waits takes effect at
+// once: UDP to port 9 arrives under "udp", not under "udp port 53", and
+// again under "udp".
+func TestWatcherSetFilter(t *testing.T) {
+	testbed.RequirePrivileged(t)
+	ns := testbed.NewNS(t)
+	f, err := ns.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var lo int
+	if err := ns.Do(func() error { var err error; lo, err = netInterfaceIndex("lo"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	compile := func(expr string) []bpf.RawInstruction {
+		prog, err := filter.Compile(expr, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return prog
+	}
+	w, err := NewWatcher(&Config{NetNS: int(f.Fd()), SnapLen: 64, Filter: compile("udp")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if err := w.Bind(lo); err != nil {
+		t.Fatal(err)
+	}
+	pkts := make(chan byte, 64)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go w.Run(ctx, func(p *Packet) error {
+		if len(p.Data) > 42 {
+			pkts <- p.Data[42] // the payload's first byte
+		}
+		return nil
+	})
+	send := func(mark byte) {
+		t.Helper()
+		err := ns.Do(func() error {
+			u, err := net.Dial("udp4", "127.0.0.1:9")
+			if err != nil {
+				return err
+			}
+			defer u.Close()
+			_, err = u.Write([]byte{mark})
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	expect := func(mark byte, want bool) {
+		t.Helper()
+		got := 0
+		timeout := time.After(300 * time.Millisecond)
+		for done := false; !done; {
+			select {
+			case m := <-pkts:
+				if m == mark {
+					got++
+				}
+			case <-timeout:
+				done = true
+			}
+		}
+		if (got > 0) != want {
+			t.Errorf("datagram %c: seen %d times, want seen: %v", mark, got, want)
+		}
+	}
+	send('a')
+	expect('a', true)
+	if err := w.SetFilter(compile("udp port 53")); err != nil {
+		t.Fatal(err)
+	}
+	send('b')
+	expect('b', false)
+	if err := w.SetFilter(compile("udp")); err != nil {
+		t.Fatal(err)
+	}
+	send('c')
+	expect('c', true)
+	if err := w.SetFilter(nil); err == nil {
+		t.Error("SetFilter(nil) succeeded")
 	}
 }

@@ -6,7 +6,12 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
+
+	"github.com/nsntrace/nsntrace/internal/testbed"
+	"github.com/nsntrace/nsntrace/rawcap"
+	"github.com/nsntrace/nsntrace/rawcap/filter"
 )
 
 func TestSocketInode(t *testing.T) {
@@ -69,4 +74,67 @@ func FuzzSocketInode(f *testing.F) {
 			t.Fatalf("socketInode(%q) = %d", s, inode)
 		}
 	})
+}
+
+// TestShedBusyUDP: datagrams of known UDP conversations beyond
+// udpRepeatLimit within udpWindow make the watcher shed UDP for udpShed,
+// then take it back; a shed soon after the last lasts twice as long. Each
+// swap goes through the kernel (rawcap's TestWatcherSetFilter shows the
+// filters take effect).
+func TestShedBusyUDP(t *testing.T) {
+	testbed.RequirePrivileged(t)
+	ns := testbed.NewNS(t)
+	f, err := ns.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	p := &procs{}
+	if p.full, err = filter.Compile(watchFilter, watchSnapLen); err != nil {
+		t.Fatal(err)
+	}
+	if p.shedProg, err = filter.Compile(watchShedFilter, watchSnapLen); err != nil {
+		t.Fatal(err)
+	}
+	if p.watch, err = rawcap.NewWatcher(&rawcap.Config{NetNS: int(f.Fd()), SnapLen: watchSnapLen, Filter: p.full}); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	now := time.Now()
+	burst := func(n int) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		for i := 0; i < n; i++ {
+			now = now.Add(udpWindow / udpRepeatLimit / 2)
+			p.repeated(now)
+		}
+	}
+	// A steady flow at half the limit never sheds.
+	p.mu.Lock()
+	for i := 0; i < 5*udpRepeatLimit; i++ {
+		now = now.Add(2 * udpWindow / udpRepeatLimit)
+		p.repeated(now)
+	}
+	p.mu.Unlock()
+	if p.sheds != 0 {
+		t.Fatalf("a flow at half the limit shed UDP %d times", p.sheds)
+	}
+	burst(3 * udpRepeatLimit)
+	if p.sheds != 1 || p.restore == nil || p.shed != udpShed {
+		t.Fatalf("after a burst: %d sheds, shed %v, restore pending %v", p.sheds, p.shed, p.restore != nil)
+	}
+	burst(udpRepeatLimit) // the socket's queue draining: no second shed
+	if p.sheds != 1 {
+		t.Fatalf("shed again while shed: %d", p.sheds)
+	}
+	p.restore.Stop()
+	p.unshed() // as the timer would
+	if p.restore != nil || p.err != nil {
+		t.Fatalf("unshed: restore pending %v, err %v", p.restore != nil, p.err)
+	}
+	now = p.shedEnd.Add(udpShed / 2)
+	burst(3 * udpRepeatLimit)
+	if p.sheds != 2 || p.shed != 2*udpShed {
+		t.Fatalf("a shed right after the last: %d sheds, shed %v, want 2 and %v", p.sheds, p.shed, 2*udpShed)
+	}
 }
