@@ -58,6 +58,12 @@ func run(t *testing.T, in *testbed.Internet) (*testbed.NS, rtnl.Plan, *Table) {
 // runPorts is run with published ports.
 func runPorts(t *testing.T, in *testbed.Internet, ports []Port) (*testbed.NS, rtnl.Plan, *Table) {
 	t.Helper()
+	return runSpec(t, in, func(s *Spec) { s.Publish = ports })
+}
+
+// runSpec is run with the Spec changed by edit.
+func runSpec(t *testing.T, in *testbed.Internet, edit func(*Spec)) (*testbed.NS, rtnl.Plan, *Table) {
+	t.Helper()
 	c := testbed.NewNS(t)
 	cf, err := c.Open()
 	if err != nil {
@@ -77,8 +83,10 @@ func runPorts(t *testing.T, in *testbed.Internet, ports []Port) (*testbed.NS, rt
 		if link, err = rtnl.Setup(p, int(cf.Fd())); err != nil {
 			return err
 		}
-		tb, err = Install(Spec{Table: "nsntrace_t_" + p.HostIf, Subnet: p.HostAddr.Masked(), Subnet6: p.HostAddr6.Masked(), Uplink: in.UplinkH, Veth: p.HostIf,
-			Peer: p.PeerAddr.Addr(), Peer6: p.PeerAddr6.Addr(), Publish: ports})
+		s := Spec{Table: "nsntrace_t_" + p.HostIf, Subnet: p.HostAddr.Masked(), Subnet6: p.HostAddr6.Masked(), Uplink: in.UplinkH, Veth: p.HostIf,
+			Peer: p.PeerAddr.Addr(), Peer6: p.PeerAddr6.Addr()}
+		edit(&s)
+		tb, err = Install(s)
 		return err
 	})
 	if err != nil {
