@@ -84,6 +84,9 @@ type capture struct {
 	// keys, if set, puts the program's TLS keys before the packets
 	// they decrypt.
 	keys *keyLog
+	// eg, if set, judges the connections the program starts against the
+	// egress policy (egress.go).
+	eg *egress
 
 	// packets and bytes are published for the live counter every 256
 	// packets and when run returns; npkts and nbytes are the capture
@@ -287,15 +290,8 @@ func (c *capture) write(p *rawcap.Packet, iface int, dir pcapng.Direction, rec p
 	c.pkt.Timestamp = p.Timestamp
 	c.pkt.Length = p.Length
 	c.pkt.Data = p.Data
-	var err error
-	if p.InRing && len(p.Data) >= pcapng.MinRefLen {
-		err = c.w.WritePacketRef(&c.pkt)
-	} else {
-		err = c.w.WritePacket(&c.pkt)
-	}
-	if err != nil {
-		return err
-	}
+	// The summary first: it tells whether this packet starts a
+	// connection, which the egress policy judges in the packet's comment.
 	switch {
 	case loop:
 		c.loPkts++
@@ -304,6 +300,17 @@ func (c *capture) write(p *rawcap.Packet, iface int, dir pcapng.Direction, rec p
 		}
 	case c.sum != nil:
 		c.sum.feed(p, dir)
+		c.pkt.Comment = c.violation(p.Timestamp)
+	}
+	var err error
+	if p.InRing && len(p.Data) >= pcapng.MinRefLen {
+		err = c.w.WritePacketRef(&c.pkt)
+	} else {
+		err = c.w.WritePacket(&c.pkt)
+	}
+	c.pkt.Comment = ""
+	if err != nil {
+		return err
 	}
 	c.npkts++
 	c.nbytes += uint64(p.Length)
@@ -318,6 +325,20 @@ func (c *capture) write(p *rawcap.Packet, iface int, dir pcapng.Direction, rec p
 		return c.w.Flush()
 	}
 	return nil
+}
+
+// violation returns the comment for the packet the summary just counted
+// if it starts a connection the egress policy does not allow, else "".
+// Only such packets cost more than a branch.
+func (c *capture) violation(ts int64) string {
+	if c.eg == nil {
+		return ""
+	}
+	remote, proto, ok := c.sum.flows.Started()
+	if !ok {
+		return ""
+	}
+	return c.eg.comment(remote, proto, ts)
 }
 
 // direction returns the epb_flags direction and reception type of a packet

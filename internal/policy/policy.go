@@ -41,13 +41,18 @@ type Policy struct {
 	always []Rule // allowed without being the user's rules: the program's DNS server
 
 	mu     sync.RWMutex
-	grants map[grantKey]time.Time // until
+	grants map[grantKey]span
 	byAddr map[netip.Addr][]grantKey
 }
 
+// span is when a grant is in force: from the answer that made it until
+// its TTL has passed. Connections are judged at the time of their first
+// packet, which the capture may see after later answers arrived.
+type span struct{ from, until time.Time }
+
 // New returns a policy of rules.
 func New(rules []Rule) *Policy {
-	return &Policy{rules: rules, grants: map[grantKey]time.Time{}, byAddr: map[netip.Addr][]grantKey{}}
+	return &Policy{rules: rules, grants: map[grantKey]span{}, byAddr: map[netip.Addr][]grantKey{}}
 }
 
 // Rules are the user's rules.
@@ -93,14 +98,18 @@ func (p *Policy) GrantName(name string, addr netip.Addr, ttl time.Duration, now 
 		for _, proto := range protos {
 			k := grantKey{addr, r.Port, proto}
 			old, ok := p.grants[k]
-			if ok && !old.Before(until) {
+			if ok && !old.until.Before(until) {
 				continue // already granted for longer
 			}
-			live := ok && old.After(now)
+			live := ok && old.until.After(now)
 			if !ok {
 				p.byAddr[addr] = append(p.byAddr[addr], k)
 			}
-			p.grants[k] = until
+			from := now
+			if live {
+				from = old.from
+			}
+			p.grants[k] = span{from, until}
 			out = append(out, Grant{Addr: addr, Port: r.Port, Proto: proto, TTL: ttl, Live: live})
 		}
 	}
@@ -109,8 +118,8 @@ func (p *Policy) GrantName(name string, addr netip.Addr, ttl time.Duration, now 
 
 // Allows reports whether a connection to a:port over proto, starting at
 // now, is allowed: by an address rule, by the program's DNS server, or by
-// an address a DNS answer for an allowed name granted and whose TTL has
-// not passed.
+// an address a DNS answer for an allowed name granted before now and
+// whose TTL had not passed at now.
 func (p *Policy) Allows(a netip.Addr, port uint16, proto Proto, now time.Time) bool {
 	a = a.Unmap()
 	for _, r := range p.always {
@@ -126,7 +135,7 @@ func (p *Policy) Allows(a netip.Addr, port uint16, proto Proto, now time.Time) b
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	for _, k := range p.byAddr[a] {
-		if (k.proto == Any || k.proto == proto) && (k.port == 0 || k.port == port && (proto == TCP || proto == UDP)) && p.grants[k].After(now) {
+		if (k.proto == Any || k.proto == proto) && (k.port == 0 || k.port == port && (proto == TCP || proto == UDP)) && p.grants[k].covers(now) {
 			return true
 		}
 	}
@@ -187,3 +196,5 @@ func Suggest(conns []Conn, names []string) []Rule {
 	})
 	return out
 }
+
+func (s span) covers(t time.Time) bool { return !t.Before(s.from) && t.Before(s.until) }

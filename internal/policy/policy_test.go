@@ -175,6 +175,9 @@ func TestGrants(t *testing.T) {
 	if !p.Allows(a, 8080, TCP, now.Add(MinGrant-time.Second)) || p.Allows(a, 8080, TCP, now.Add(MinGrant)) {
 		t.Error("grant not allowed within its TTL, or still after it")
 	}
+	if p.Allows(a, 8080, TCP, now.Add(-time.Millisecond)) {
+		t.Error("grant allows a connection that started before the answer")
+	}
 	if p.Allows(a, 8081, TCP, now) || p.Allows(a, 8080, UDP, now) {
 		t.Error("grant allows another port or protocol")
 	}

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/bits"
 	"math/rand/v2"
+	"net/netip"
 )
 
 // Conversation flags: what a conversation's TCP packets showed.
@@ -72,6 +73,10 @@ type Flows struct {
 	// being parsed or hashed.
 	hot [2]hotFlow
 
+	// started says that the last packet Account counted started a
+	// conversation the program initiated (Started).
+	started bool
+
 	untrackedPkts uint64
 	// cutHeaders counts frames the snap length cut before their IP and
 	// transport headers ended.
@@ -116,6 +121,7 @@ func NewFlows(cfg *Config) *Flows {
 // that cannot teach a name, which is nearly all of a busy trace. It does
 // not allocate.
 func (f *Flows) Account(data []byte, length int, ts int64, outbound bool) int {
+	f.started = false
 	dir := 0
 	if outbound {
 		dir = 1
@@ -260,6 +266,7 @@ func (f *Flows) lookup(k *flowKey, tcpFlags uint8, outbound bool, ts int64) *ent
 			fw[0] |= pm
 			f.slots[i] = tag<<32 | uint64(len(f.ents))
 			f.last = len(f.ents) - 1
+			f.started = outbound && f.ents[f.last].flags&(fOutbound|fMidStream) == fOutbound
 			return &f.ents[f.last]
 		}
 		if s>>32 == tag {
@@ -269,6 +276,18 @@ func (f *Flows) lookup(k *flowKey, tcpFlags uint8, outbound bool, ts int64) *ent
 			}
 		}
 	}
+}
+
+// Started reports whether the last packet Account counted started a
+// conversation the program initiated (not one first seen mid-stream), and
+// that conversation's remote end and protocol: the packet an egress
+// policy judges. It does not allocate.
+func (f *Flows) Started() (remote netip.AddrPort, proto Proto, ok bool) {
+	if !f.started {
+		return netip.AddrPort{}, 0, false
+	}
+	k := &f.ents[f.last].key
+	return k.remoteAddrPort(), k.proto(), true
 }
 
 // initiator decides, from a conversation's first packet, who started it.
