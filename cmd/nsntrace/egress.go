@@ -249,7 +249,10 @@ func (e *egress) suggest(file string, r *summary.Report, dns netip.Addr, owner *
 	e.mu.Unlock()
 	sort.Strings(names)
 	var b strings.Builder
-	fmt.Fprintf(&b, "# Egress rules suggested by nsntrace from a run of: %s\n# Use with: nsntrace --allow-file FILE --policy enforce ...\n", quoteShort(r.Command))
+	// Every line of a quoted command is a comment line: arguments may
+	// hold newlines (sh -c scripts).
+	fmt.Fprintf(&b, "# Egress rules suggested by nsntrace from a run of: %s\n# Use with: nsntrace --allow-file FILE --policy enforce ...\n",
+		strings.ReplaceAll(quoteShort(r.Command), "\n", "\n# "))
 	for _, rule := range policy.Suggest(conns, names) {
 		b.WriteString(rule.String())
 		b.WriteByte('\n')

@@ -5,6 +5,7 @@ package main
 import (
 	"fmt"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -147,6 +148,90 @@ func TestEgressEnforceAndAudit(t *testing.T) {
 	wantAudit := []string{"connection  10.77.0.1 8080/tcp", "connection evil.test 10.77.0.1 7/udp", "connection evil.test 10.77.0.1 8080/tcp", "lookup evil.test  53/udp"}
 	if strings.Join(sets[1], "\n") != strings.Join(wantAudit, "\n") {
 		t.Errorf("audit violations:\n%s\nwant:\n%s", strings.Join(sets[1], "\n"), strings.Join(wantAudit, "\n"))
+	}
+	e.clean("")
+}
+
+// TestEgressNames: names through the relay. A wildcard allows the names
+// below it, also over IPv6 (AAAA) and DNS over TCP; a prefix rule with a
+// port allows only that port and protocol; a name rule allows the
+// addresses at the end of its CNAME chain, but not a lookup of the
+// chain's target by itself. The program's own non-zero status wins over
+// the violations' 124.
+func TestEgressNames(t *testing.T) {
+	t.Parallel()
+	e := egressInternet(t)
+	testbed.RequireTool(t, "curl")
+	udp := strings.Join(helper("udp", netip.AddrPortFrom(testbed.UpstreamAddr, testbed.EchoPort).String(), "hi"), " ")
+	r := e.trace("wild.pcapng", "--policy", "enforce", "--allow", "*.example.test:8080/tcp", "--allow", "10.77.0.0/24:7/udp",
+		"--summary", filepath.Join(e.dir, "wild.json"), "sh", "-c", `
+RES_OPTIONS=use-vc curl -6 -sS -o /dev/null --max-time 10 http://v6.example.test:8080/; echo "v6tcp rc=$?"
+curl -4 -sS -o /dev/null --max-time 10 http://echo.example.test:8080/; echo "echo rc=$?"
+curl -sS -o /dev/null --connect-timeout 5 http://10.77.0.1:7/; echo "tcp7 rc=$?"
+curl -sS -o /dev/null --max-time 10 http://example.test:8080/; echo "apex rc=$?"
+`+udp+`; echo "udp rc=$?"
+exit 3`)
+	if r.code != 3 {
+		t.Errorf("exit %d, want the program's own 3", r.code)
+	}
+	for key, want := range map[string]int{"v6tcp": 0, "echo": 0, "tcp7": 7, "apex": 6, "udp": 0} {
+		if got := scriptResult(t, r.stdout, key); got != want {
+			t.Errorf("%s: exit %d, want %d", key, got, want)
+		}
+	}
+	if n := count(t, r.file, "tcp.dstport == 53 && dns.qry.name == \"v6.example.test\""); n == 0 {
+		t.Error("no DNS over TCP in the trace: RES_OPTIONS=use-vc did not take")
+	}
+	if n := count(t, r.file, "ipv6.dst == fd77:80::80 && tcp.flags.syn == 1 && tcp.flags.ack == 0 && !frame.comment"); n == 0 {
+		t.Error("no uncommented IPv6 connection to v6.example.test")
+	}
+	got := violationSet(readSummary(t, filepath.Join(e.dir, "wild.json")).Violations)
+	want := []string{"connection echo.example.test 10.77.0.1 7/tcp", "lookup example.test  53/udp"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("violations:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+
+	r = e.trace("cname.pcapng", "--policy", "enforce", "--allow", "alias.example.test:8080/tcp", "sh", "-c", `
+curl -4 -sS -o /dev/null --max-time 10 http://alias.example.test:8080/; echo "alias rc=$?"
+curl -4 -sS -o /dev/null --max-time 10 http://www.example.test:8080/; echo "target rc=$?"`)
+	if a, w := scriptResult(t, r.stdout, "alias"), scriptResult(t, r.stdout, "target"); a != 0 || w != 6 || r.code != exitViolation {
+		t.Errorf("CNAME: alias exit %d (want 0), its target asked alone %d (want 6, refused), nsntrace %d (want %d)", a, w, r.code, exitViolation)
+	}
+	e.clean("")
+}
+
+// TestSuggestPolicy: --suggest-policy writes rules from a run without
+// rules; fed back with --allow-file and --policy enforce, the same
+// program runs clean: exit 0, no violations.
+func TestSuggestPolicy(t *testing.T) {
+	t.Parallel()
+	e := egressInternet(t)
+	testbed.RequireTool(t, "curl")
+	udp := strings.Join(helper("udp", netip.AddrPortFrom(testbed.UpstreamAddr, testbed.EchoPort).String(), "hi"), " ")
+	prog := []string{"sh", "-c", `set -e
+curl -4 -sS -o /dev/null --max-time 10 http://www.example.test:8080/
+curl -6 -sS -o /dev/null --max-time 10 http://v6.example.test:8080/
+curl -sS -o /dev/null --max-time 10 http://10.77.0.1:8080/
+` + udp}
+	allow := filepath.Join(e.dir, ".egress-allow")
+	r := e.trace("learn.pcapng", append([]string{"--suggest-policy", allow}, prog...)...)
+	if r.code != 0 {
+		t.Fatalf("learning run: exit %d", r.code)
+	}
+	b, err := os.ReadFile(allow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("suggested:\n%s", b)
+	for _, w := range []string{"\nwww.example.test:8080/tcp\n", "\nv6.example.test:8080/tcp\n", "\n10.77.0.1:8080/tcp\n", "\n10.77.0.1:7/udp\n"} {
+		if !strings.Contains(string(b), w) {
+			t.Errorf("suggested rules lack %q", strings.TrimSpace(w))
+		}
+	}
+	js := filepath.Join(e.dir, "again.json")
+	r = e.trace("again.pcapng", append([]string{"--allow-file", allow, "--policy", "enforce", "--summary", js}, prog...)...)
+	if vs := readSummary(t, js).Violations; r.code != 0 || vs == nil || len(vs) != 0 {
+		t.Errorf("second run with the suggested rules: exit %d, violations %+v; want 0 and none", r.code, vs)
 	}
 	e.clean("")
 }

@@ -67,7 +67,12 @@
 //	    "first_seen":  "...", "last_seen": "...",
 //	    "state":       "established"
 //	  }],
-//	  "loopback_untracked_conversations": 0
+//	  "loopback_untracked_conversations": 0,
+//	  "violations": [{               // null without an egress policy (--allow)
+//	    "kind": "connection",        // or "lookup": a name no rule allows
+//	    "name": "", "remote_addr": "10.1.2.3", "remote_port": 443, "proto": "tcp",
+//	    "count": 1, "blocked": true  // blocked: --policy enforce
+//	  }]
 //	}
 //
 // Conversations on the program's own loopback interface (Loopback) are
