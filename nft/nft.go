@@ -24,4 +24,7 @@ type Spec struct {
 	// Publish are the program's ports reachable from the host and beyond
 	// (-p).
 	Publish []Port
+	// Egress, if set, is the enforced egress policy: the program reaches
+	// only what it allows.
+	Egress *Egress
 }

@@ -34,6 +34,10 @@ type Table struct {
 	foreign []foreignChain
 	fwd     *forwarding
 	publish []Port
+	// egress says the table has the sets of an enforced policy; mu
+	// serializes Grant's use of conn.
+	egress bool
+	mu     sync.Mutex
 
 	once sync.Once
 	err  error
@@ -61,7 +65,7 @@ func Install(s Spec) (_ *Table, err error) {
 	}
 	// t, not the named result: an error return sets that to nil before
 	// this deferred Close runs.
-	t := &Table{conn: conn, name: s.Table, veth: s.Veth, uplink: s.Uplink, tag: []byte("nsntrace:" + strconv.Itoa(os.Getpid())), publish: s.Publish}
+	t := &Table{conn: conn, name: s.Table, veth: s.Veth, uplink: s.Uplink, tag: []byte("nsntrace:" + strconv.Itoa(os.Getpid())), publish: s.Publish, egress: s.Egress != nil}
 	defer func() {
 		if err != nil {
 			t.Close() // best effort: the install error is what to report
@@ -77,7 +81,7 @@ func Install(s Spec) (_ *Table, err error) {
 		if err != nil {
 			return nil, err
 		}
-		m, err := tableBatch(fam, s.Table, t.feat.owner, fc)
+		m, err := tableBatch(fam, s.Table, t.feat.owner, s.sets(), fc)
 		if err != nil {
 			return nil, err
 		}
@@ -108,9 +112,9 @@ func Install(s Spec) (_ *Table, err error) {
 	return t, nil
 }
 
-// tableBatch builds NEWTABLE (owned if owner), NEWCHAIN and NEWRULE
+// tableBatch builds NEWTABLE (owned if owner), NEWSET, NEWCHAIN and NEWRULE
 // messages for a table of family fam (NFPROTO_*).
-func tableBatch(fam byte, name string, owner bool, chains []ChainSpec) ([]netlink.Message, error) {
+func tableBatch(fam byte, name string, owner bool, sets []setSpec, chains []ChainSpec) ([]netlink.Message, error) {
 	var msgs []netlink.Message
 	add := func(typ int, attrs []netlink.Attribute) error {
 		b, err := netlink.MarshalAttributes(attrs)
@@ -141,6 +145,11 @@ func tableBatch(fam byte, name string, owner bool, chains []ChainSpec) ([]netlin
 	if err := add(unix.NFT_MSG_NEWTABLE, table); err != nil {
 		return nil, err
 	}
+	sm, err := setMessages(fam, name, sets) // before the rules that look them up
+	if err != nil {
+		return nil, err
+	}
+	msgs = append(msgs, sm...)
 	for _, c := range chains {
 		hook, err := netlink.MarshalAttributes([]netlink.Attribute{
 			{Type: unix.NFTA_HOOK_HOOKNUM, Data: be32(c.Hook)},

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -58,6 +59,12 @@ func run(t *testing.T, in *testbed.Internet) (*testbed.NS, rtnl.Plan, *Table) {
 // runPorts is run with published ports.
 func runPorts(t *testing.T, in *testbed.Internet, ports []Port) (*testbed.NS, rtnl.Plan, *Table) {
 	t.Helper()
+	return runSpec(t, in, func(s *Spec) { s.Publish = ports })
+}
+
+// runSpec is run with the Spec changed by edit.
+func runSpec(t *testing.T, in *testbed.Internet, edit func(*Spec)) (*testbed.NS, rtnl.Plan, *Table) {
+	t.Helper()
 	c := testbed.NewNS(t)
 	cf, err := c.Open()
 	if err != nil {
@@ -77,8 +84,10 @@ func runPorts(t *testing.T, in *testbed.Internet, ports []Port) (*testbed.NS, rt
 		if link, err = rtnl.Setup(p, int(cf.Fd())); err != nil {
 			return err
 		}
-		tb, err = Install(Spec{Table: "nsntrace_t_" + p.HostIf, Subnet: p.HostAddr.Masked(), Subnet6: p.HostAddr6.Masked(), Uplink: in.UplinkH, Veth: p.HostIf,
-			Peer: p.PeerAddr.Addr(), Peer6: p.PeerAddr6.Addr(), Publish: ports})
+		s := Spec{Table: "nsntrace_t_" + p.HostIf, Subnet: p.HostAddr.Masked(), Subnet6: p.HostAddr6.Masked(), Uplink: in.UplinkH, Veth: p.HostIf,
+			Peer: p.PeerAddr.Addr(), Peer6: p.PeerAddr6.Addr()}
+		edit(&s)
+		tb, err = Install(s)
 		return err
 	})
 	if err != nil {
@@ -386,25 +395,81 @@ func netnsInode(t *testing.T, ns *testbed.NS) uint64 {
 	return st.Ino
 }
 
-// namespaceWithInode makes namespaces until the kernel hands out inode ino
-// again (it reuses the lowest free number, once the namespace that had it
-// is freed, asynchronously). Namespaces with other numbers are kept until
-// the test ends, so that they fill lower free numbers.
-func namespaceWithInode(t *testing.T, ino uint64) *testbed.NS {
+// deadRecord is the forwarding record a SIGKILLed run left for its
+// namespace: the directory's name (DEV-INO-COOKIE) and its files.
+type deadRecord struct {
+	id    netnsID
+	files map[string][]byte
+}
+
+// recordOf reads the forwarding record of the namespace with inode ino,
+// which must still exist: sweeps keep the records of live namespaces.
+func recordOf(t *testing.T, ino uint64) deadRecord {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for i := 0; ; i++ {
-		ns := testbed.NewNS(t)
-		if netnsInode(t, ns) == ino {
-			return ns
-		}
-		if time.Now().After(deadline) || i > 600 {
-			t.Fatalf("no new namespace got inode %d again after %d tries", ino, i+1)
-		}
-		// Other packages' tests make namespaces at the same time, and one
-		// of them may hold ino for a while: wait for it to free it.
-		time.Sleep(100 * time.Millisecond)
+	ents, err := os.ReadDir(forwardDir)
+	if err != nil {
+		t.Fatal(err)
 	}
+	for _, e := range ents {
+		id, ok := parseNetnsID(e.Name())
+		if !ok || id.ino != ino {
+			continue
+		}
+		rec := deadRecord{id: id, files: map[string][]byte{}}
+		dir := filepath.Join(forwardDir, e.Name())
+		files, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range files {
+			b, err := os.ReadFile(filepath.Join(dir, f.Name()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec.files[f.Name()] = b
+		}
+		return rec
+	}
+	t.Fatalf("no forwarding record of net:[%d] in %s", ino, forwardDir)
+	return deadRecord{}
+}
+
+// namespaceWithInode returns a new namespace with the dead namespace's
+// inode and the dead namespace's record naming it, as the kernel and a
+// SIGKILLed run leave them: the kernel reuses the lowest free inode number
+// once a namespace is freed (nsfs numbers come from an IDA), but
+// asynchronously, and other tests' namespaces may take it first; and any
+// trace's sweep (other packages' tests run traces meanwhile) may remove
+// the record once its namespace is gone. So after a short wait for the
+// kernel, it takes a fresh namespace and gives it the record: DEV-INO-COOKIE
+// with the new inode and the dead namespace's cookie, what real reuse
+// leaves.
+func namespaceWithInode(t *testing.T, rec deadRecord) *testbed.NS {
+	t.Helper()
+	var ns *testbed.NS
+	for deadline := time.Now().Add(5 * time.Second); ns == nil; time.Sleep(100 * time.Millisecond) {
+		n := testbed.NewNS(t)
+		switch {
+		case netnsInode(t, n) == rec.id.ino:
+			t.Logf("the kernel gave inode %d to a new namespace", rec.id.ino)
+			ns = n
+		case time.Now().After(deadline):
+			t.Logf("the dead namespace's record %s is given to inode %d, as if the kernel had reused it", rec.id, netnsInode(t, n))
+			ns = n
+		}
+	}
+	id := rec.id
+	id.ino = netnsInode(t, ns)
+	dir := filepath.Join(forwardDir, id.String())
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range rec.files {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ns
 }
 
 // TestForwardRecordOfDeletedNamespace: a run SIGKILLed in a namespace
@@ -421,10 +486,10 @@ func TestForwardRecordOfDeletedNamespace(t *testing.T) {
 	}
 	cmd.Process.Kill()
 	cmd.Wait()
-	ino := netnsInode(t, old)
+	rec := recordOf(t, netnsInode(t, old))
 	old.Delete(t)
 
-	ns := namespaceWithInode(t, ino)
+	ns := namespaceWithInode(t, rec)
 	t.Cleanup(func() { sweep(t, ns) }) // the dead namespace's record
 	ns.Run(t, "sysctl", "-qw", "net.ipv4.ip_forward=1")
 	err := ns.Do(func() error {

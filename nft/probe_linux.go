@@ -63,13 +63,13 @@ func probe(conn *netlink.Conn, name string) (features, error) {
 	var f features
 	name += "-probe"
 	try := func(fam byte, owner bool, chains []ChainSpec) error {
-		msgs, err := tableBatch(fam, name, owner, chains)
+		msgs, err := tableBatch(fam, name, owner, nil, chains)
 		if err != nil {
 			return err
 		}
 		return send(conn, append(msgs, delTableMsg(fam, name)))
 	}
-	msgs, err := tableBatch(unix.NFPROTO_INET, name, true, nil)
+	msgs, err := tableBatch(unix.NFPROTO_INET, name, true, nil, nil)
 	if err != nil {
 		return f, err
 	}

@@ -38,10 +38,28 @@ func (s Spec) Chains() ([]ChainSpec, error) {
 	if err != nil {
 		return nil, err
 	}
+	fwd := forwardRules(s.Veth, s.Uplink, s.Publish)
+	if s.Egress != nil {
+		// The enforced policy replaces the uplink accept and the final
+		// drop for what comes from the veth.
+		eg, err := egressRules(s.Veth, s.Uplink, s.Egress)
+		if err != nil {
+			return nil, err
+		}
+		fwd = append(fwd[:len(fwd)-2], eg...)
+	}
 	return append(pub,
 		ChainSpec{Name: "postrouting", Type: "nat", Hook: unix.NF_INET_POST_ROUTING, Priority: 100, Rules: post},
-		ChainSpec{Name: "forward", Type: "filter", Hook: unix.NF_INET_FORWARD, Priority: 0, Rules: forwardRules(s.Veth, s.Uplink, s.Publish)},
+		ChainSpec{Name: "forward", Type: "filter", Hook: unix.NF_INET_FORWARD, Priority: 0, Rules: fwd},
 	), nil
+}
+
+// sets are the sets of the run's table.
+func (s Spec) sets() []setSpec {
+	if s.Egress == nil {
+		return nil
+	}
+	return egressSets()
 }
 
 // familyChains returns the chains of the run's table of family fam: all of
@@ -65,7 +83,7 @@ func (s Spec) familyChains(fam byte, chains []ChainSpec) ([]ChainSpec, error) {
 			p, ok := ruleNFProto(r)
 			switch {
 			case !ok:
-				out[i].Rules = append(out[i].Rules, r)
+				out[i].Rules = append(out[i].Rules, familyReject(fam, r))
 			case p == fam:
 				// The table's family already says which protocol it is:
 				// no meta nfproto match (which also confuses nft list).
@@ -74,6 +92,23 @@ func (s Spec) familyChains(fam byte, chains []ChainSpec) ([]ChainSpec, error) {
 		}
 	}
 	return out, nil
+}
+
+// familyReject returns r for a table of family fam (ip or ip6): there
+// reject is nft_reject_ipv4 or _ipv6, which ignores the family-neutral
+// icmpx type (nft_reject_ipv4_eval knows only ICMP_UNREACH and TCP_RST),
+// so an icmpx reject becomes that family's ICMP code for it.
+func familyReject(fam byte, r []expr.Any) []expr.Any {
+	last, ok := r[len(r)-1].(*expr.Reject)
+	if !ok || last.Type != unix.NFT_REJECT_ICMPX_UNREACH || last.Code != unix.NFT_REJECT_ICMPX_ADMIN_PROHIBITED {
+		return r
+	}
+	code := uint8(13) // ICMP_PKT_FILTERED
+	if fam == unix.NFPROTO_IPV6 {
+		code = 1 // ICMPV6_ADM_PROHIBITED
+	}
+	out := append([]expr.Any{}, r[:len(r)-1]...)
+	return append(out, &expr.Reject{Type: unix.NFT_REJECT_ICMP_UNREACH, Code: code})
 }
 
 // ruleNFProto returns the protocol a rule starts by matching (meta

@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/net/bpf"
 
+	"github.com/nsntrace/nsntrace/internal/summary"
 	"github.com/nsntrace/nsntrace/pcapng"
 	"github.com/nsntrace/nsntrace/rawcap"
 	"github.com/nsntrace/nsntrace/rawcap/filter"
@@ -87,6 +88,9 @@ type capture struct {
 	// procs, if set (and sum is), names the process behind each new
 	// connection, in the summary and on its first packet (procs_linux.go).
 	procs *procs
+	// eg, if set, judges the connections the program starts against the
+	// egress policy (egress.go).
+	eg *egress
 
 	// packets and bytes are published for the live counter every 256
 	// packets and when run returns; npkts and nbytes are the capture
@@ -290,13 +294,20 @@ func (c *capture) write(p *rawcap.Packet, iface int, dir pcapng.Direction, rec p
 	c.pkt.Timestamp = p.Timestamp
 	c.pkt.Length = p.Length
 	c.pkt.Data = p.Data
-	if !loop && c.sum != nil {
-		// Accounted before it is written: a packet that starts a
-		// connection carries the process behind it.
+	// The summary first: it tells whether this packet starts a
+	// connection, whose first packet carries the process behind it and
+	// the egress policy's verdict.
+	switch {
+	case loop:
+		c.loPkts++
+		if c.sum != nil {
+			c.sum.feedLoopback(p)
+		}
+	case c.sum != nil:
 		c.sum.feed(p, dir)
-		if c.procs != nil {
+		if c.procs != nil || c.eg != nil {
 			if nc, ok := c.sum.flows.TakeNew(); ok {
-				c.pkt.Comment = c.procs.attribute(c.sum.flows, nc)
+				c.pkt.Comment = c.firstComment(nc, p.Timestamp)
 			}
 		}
 	}
@@ -309,12 +320,6 @@ func (c *capture) write(p *rawcap.Packet, iface int, dir pcapng.Direction, rec p
 	c.pkt.Comment = ""
 	if err != nil {
 		return err
-	}
-	if loop {
-		c.loPkts++
-		if c.sum != nil {
-			c.sum.feedLoopback(p)
-		}
 	}
 	c.npkts++
 	c.nbytes += uint64(p.Length)
@@ -329,6 +334,27 @@ func (c *capture) write(p *rawcap.Packet, iface int, dir pcapng.Direction, rec p
 		return c.w.Flush()
 	}
 	return nil
+}
+
+// firstComment is the comment of nc's first packet, captured at ts: the
+// process behind it (procs) and, for a connection the program started
+// that the egress policy does not allow, the violation; "" if neither.
+// Only packets that start conversations come here.
+func (c *capture) firstComment(nc summary.NewConv, ts int64) string {
+	var who, verdict string
+	if c.procs != nil {
+		who = c.procs.attribute(c.sum.flows, nc)
+	}
+	if c.eg != nil && nc.Initiated {
+		verdict = c.eg.comment(nc.Remote, nc.Proto, ts)
+	}
+	switch {
+	case who == "":
+		return verdict
+	case verdict == "":
+		return who
+	}
+	return who + "; " + verdict
 }
 
 // direction returns the epb_flags direction and reception type of a packet

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/nsntrace/nsntrace/child"
+	"github.com/nsntrace/nsntrace/internal/policy"
 	"github.com/nsntrace/nsntrace/nft"
 	"github.com/nsntrace/nsntrace/pcapng"
 )
@@ -27,6 +28,11 @@ const (
 	exitFailure       = child.ExitFailure
 	exitCannotExecute = child.ExitCannotExecute
 	exitNotFound      = child.ExitNotFound
+	// exitViolation is nsntrace's status when the program exited 0 but
+	// broke the egress policy (--allow, --policy): CI fails on it. Apart
+	// from 125-127 (nsntrace's own) and 128+N (signals), and from the 1
+	// and 2 that programs commonly use for their own failures.
+	exitViolation = 124
 )
 
 // defaultSnapLen is the default snapshot length, tcpdump's: the most
@@ -67,9 +73,18 @@ type options struct {
 	duration       time.Duration // --duration
 	owner          string        // -Z
 	publish        []string      // -p, as given
+	allow          []string      // --allow, as given
+	allowFile      string        // --allow-file
+	policyMode     string        // --policy
+	suggestPolicy  string        // --suggest-policy
 
 	// ports is -p, parsed.
 	ports []nft.Port
+
+	// rules are --allow and --allow-file, parsed; enforce says
+	// --policy enforce (else audit, when there are rules).
+	rules   []policy.Rule
+	enforce bool
 
 	// rot is -C, -G and -W, checked.
 	rot rotation
@@ -126,10 +141,26 @@ cannot be routed to the veth without changing host-wide settings), so PROGRAM
 sees those clients as the gateway address. A host port another program holds,
 or another run publishes, is refused before anything is set up.
 
+Egress policy: --allow RULE (repeatable) and --allow-file FILE (one rule a
+line, # comments) say where PROGRAM may connect. A rule is a name
+(api.github.com), a wildcard (*.pythonhosted.org: the names below it), an
+address or a prefix (10.0.0.0/8, 2001:db8::/32), each with an optional :PORT
+and /tcp or /udp ([2001:db8::1]:443/tcp for IPv6 with a port). PROGRAM's DNS
+goes through nsntrace's relay: a name rule allows the addresses of the DNS
+answers for that name (CNAME chains followed, for the answer's TTL, at
+least 30 s), lookups of names no rule allows are violations, and the DNS
+server itself is always allowed. --policy audit (the default) blocks
+nothing and reports every violation; --policy enforce refuses them at once
+(TCP reset, ICMP admin-prohibited, DNS REFUSED). Violations are listed at the
+end, in the summary's "violations", and as comments on the first packet of
+each violating connection. --suggest-policy FILE writes the rules that allow
+exactly what the run did.
+
 Exit status: PROGRAM's own (also when -c, --duration or -G -W ended the
-trace); 128+N when it was killed by signal N, or when signal N stopped the
-trace; 125 when nsntrace itself failed; 126 when PROGRAM cannot be executed;
-127 when it was not found.`
+trace); 124 when PROGRAM exited 0 but broke the egress policy; 128+N when it
+was killed by signal N, or when signal N stopped the trace; 125 when
+nsntrace itself failed; 126 when PROGRAM cannot be executed; 127 when it was
+not found.`
 
 const examples = `  sudo nsntrace -o trace.pcapng curl -s http://example.com/
   sudo nsntrace -f 'tcp port 443' -u alice ./mybinary --verbose
@@ -187,6 +218,10 @@ func newCommand(o *options) *cobra.Command {
 	f.DurationVar(&o.duration, "duration", 0, "end the trace after `D` (30s, 5m, 1h), as ctrl-c does")
 	f.StringVarP(&o.owner, "owner", "Z", "", "the capture and summary files belong to `USER` (name or UID; default: the user who ran sudo)")
 	f.StringArrayVarP(&o.publish, "publish", "p", nil, "let connections to the host's port HOSTPORT (on HOSTADDR only, if given) reach PROGRAM's PORT, as `[HOSTADDR:]HOSTPORT:PORT[/tcp|/udp]` (docker's syntax; repeatable); see Publishing below")
+	f.StringArrayVar(&o.allow, "allow", nil, "let PROGRAM connect to `RULE`: a name, *.domain, address or prefix, with optional :PORT and /tcp or /udp (repeatable); see Egress policy below")
+	f.StringVar(&o.allowFile, "allow-file", "", "read --allow rules from `FILE`, one a line, # comments")
+	f.StringVar(&o.policyMode, "policy", "", "what a connection outside the rules does, `audit|enforce`: audit (the default) reports it, enforce also refuses it at once")
+	f.StringVar(&o.suggestPolicy, "suggest-policy", "", "write to `FILE` the rules that allow exactly what this run did, for --allow-file")
 	f.BoolVar(&o.waitAll, "wait-all", false, "trace until the last process PROGRAM started is gone (daemons that fork and exit), not only PROGRAM itself")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "print nothing but errors")
 	f.BoolVar(&o.version, "version", false, "print the version and exit")
@@ -214,7 +249,8 @@ func newCommand(o *options) *cobra.Command {
 	mustComplete(cmd, "compile-filter", cobra.NoFileCompletions)
 	mustComplete(cmd, "snaplen", cobra.NoFileCompletions)
 	mustComplete(cmd, "owner", completeUser)
-	for _, n := range []string{"file-size", "rotate-seconds", "file-count", "count", "duration", "publish"} {
+	mustComplete(cmd, "policy", cobra.FixedCompletions([]string{"audit", "enforce"}, cobra.ShellCompDirectiveNoFileComp))
+	for _, n := range []string{"file-size", "rotate-seconds", "file-count", "count", "duration", "publish", "allow"} {
 		mustComplete(cmd, n, cobra.NoFileCompletions)
 	}
 	return cmd
@@ -363,6 +399,9 @@ func (o *options) check() error {
 		return err
 	}
 	if err := o.checkPublish(); err != nil {
+		return err
+	}
+	if err := o.checkPolicy(); err != nil {
 		return err
 	}
 	if o.set["summary"] {

@@ -25,7 +25,7 @@ func TestGenDocs(t *testing.T) {
 		}
 	}
 	man, _ := os.ReadFile(filepath.Join(dir, "man/nsntrace.1"))
-	for _, want := range []string{"--use-public-dns", "PROGRAM", "Exit status", "--file-size", "--owner", "--duration", "Files: with -C", "--publish", "Publishing:"} {
+	for _, want := range []string{"--use-public-dns", "PROGRAM", "Exit status", "--file-size", "--owner", "--duration", "Files: with -C", "--publish", "Publishing:", "--allow-file", "--suggest-policy", "Egress policy:", "124 when PROGRAM exited 0"} {
 		if !bytes.Contains(man, []byte(want)) {
 			t.Errorf("man page lacks %q", want)
 		}

@@ -126,10 +126,10 @@ func concludeIface(o *options, rep *reporter, stdout io.Writer, file *captureFil
 	if c.sum == nil {
 		return 0, nil
 	}
-	if err := c.sum.report(o, rep, stdout, file.owner, summary.Meta{
+	if _, err := c.sum.report(o, rep, stdout, file.owner, summary.Meta{
 		Command: []string{}, Started: c.started, Ended: time.Now(),
 		Packets: c.packets.Load(), Dropped: st.Drops,
-	}); err != nil {
+	}, nil); err != nil {
 		return exitFailure, err
 	}
 	return 0, nil

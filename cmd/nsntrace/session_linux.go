@@ -4,12 +4,14 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"strings"
 
 	"github.com/nsntrace/nsntrace/child"
 	"github.com/nsntrace/nsntrace/internal/dnsrelay"
+	"github.com/nsntrace/nsntrace/internal/policy"
 	"github.com/nsntrace/nsntrace/nft"
 	"github.com/nsntrace/nsntrace/rawcap"
 	"github.com/nsntrace/nsntrace/rtnl"
@@ -99,11 +101,11 @@ func startSession(t *tracer) (_ *session, err error) {
 	}
 	unlock()
 	locked = false
-	if err := s.firewall(t.uplink.Name, t.o.ports); err != nil {
+	if err := s.firewall(t.uplink.Name, t.o.ports, t.eg); err != nil {
 		return nil, err
 	}
 	if relayTo != nil {
-		if err := s.relayDNS(relayTo); err != nil {
+		if err := s.relayDNS(relayTo, t.eg); err != nil {
 			return nil, err
 		}
 	}
@@ -188,9 +190,10 @@ func (s *session) watchProcesses() {
 }
 
 // firewall installs the run's nft table: NAT out of the uplink,
-// forwarding for the veth, and DNAT to the published ports.
-func (s *session) firewall(uplink string, ports []nft.Port) error {
-	table, err := nft.Install(nft.Spec{
+// forwarding for the veth, DNAT to the published ports, and the enforced
+// egress policy of eg, if any.
+func (s *session) firewall(uplink string, ports []nft.Port, eg *egress) error {
+	spec := nft.Spec{
 		Subnet:  s.plan.HostAddr.Masked(),
 		Subnet6: s.plan.HostAddr6.Masked(),
 		Uplink:  uplink,
@@ -198,9 +201,23 @@ func (s *session) firewall(uplink string, ports []nft.Port) error {
 		Peer:    s.plan.PeerAddr.Addr(),
 		Peer6:   s.plan.PeerAddr6.Addr(),
 		Publish: ports,
-	})
+	}
+	if eg != nil && eg.pol != nil {
+		// The relay on the gateway is the program's DNS server.
+		eg.pol.AlwaysAllow(policy.Rule{Prefix: netip.PrefixFrom(s.plan.HostAddr.Addr(), 32), Port: dnsrelay.DefaultPort})
+		eg.local = hostAddrs()
+		if eg.enforce {
+			spec.Egress = egressSpec(eg.pol.Rules())
+		}
+	}
+	table, err := nft.Install(spec)
 	if err != nil {
 		return fmt.Errorf("install NAT and forwarding rules: %w", err)
+	}
+	if spec.Egress != nil {
+		eg.grant = func(g policy.Grant) error {
+			return table.Grant(g.Addr, g.Port, nft.Proto(g.Proto), g.TTL, g.Live)
+		}
 	}
 	s.do(func() {
 		if err := table.Close(); err != nil {
@@ -212,14 +229,18 @@ func (s *session) firewall(uplink string, ports []nft.Port) error {
 
 // relayDNS answers the program's queries to the gateway from the host's
 // resolvers, which the program cannot reach itself (loopback stubs).
-func (s *session) relayDNS(upstreams []netip.AddrPort) error {
+func (s *session) relayDNS(upstreams []netip.AddrPort, eg *egress) error {
 	// Only the program, over its own veth: the gateway address is
 	// reachable from the uplink and from other traces too.
-	relay, err := dnsrelay.Listen(netip.AddrPortFrom(s.plan.HostAddr.Addr(), dnsrelay.DefaultPort), &dnsrelay.Config{
+	cfg := &dnsrelay.Config{
 		Upstreams: upstreams,
 		Interface: s.plan.HostIf,
 		Client:    s.plan.PeerAddr.Addr(),
-	})
+	}
+	if eg != nil {
+		cfg.Check, cfg.Answer = eg.check, eg.answer
+	}
+	relay, err := dnsrelay.Listen(netip.AddrPortFrom(s.plan.HostAddr.Addr(), dnsrelay.DefaultPort), cfg)
 	if err != nil {
 		return err
 	}
@@ -248,6 +269,21 @@ func (t *tracer) childConfig(s *session) (*child.Config, []netip.AddrPort) {
 	}
 	gw := s.plan.HostAddr.Addr()
 	switch {
+	case t.eg != nil && hasResolvConf():
+		// The egress policy learns names from the answers, before the
+		// program gets them: its DNS goes through the relay, also to the
+		// public resolvers.
+		relayTo, which := t.hostDNS.Upstreams(), "the host's resolvers"
+		if t.o.publicDNS {
+			relayTo, which = nil, "public resolvers (--use-public-dns)"
+			for _, a := range dnsrelay.PublicResolvers {
+				relayTo = append(relayTo, netip.AddrPortFrom(a, dnsrelay.DefaultPort))
+			}
+		}
+		ccfg.ResolvConf = dnsrelay.ChildResolvConf(t.hostDNS,
+			fmt.Sprintf("nsntrace relays DNS from the gateway to %s (%s), for the egress policy", which, joinAddrPorts(relayTo)), gw)
+		s.dnsNote = fmt.Sprintf("DNS: relayed from %s to %s %s, for the egress policy.", gw, which, joinAddrPorts(relayTo))
+		return ccfg, relayTo
 	case t.o.publicDNS:
 		ccfg.ResolvConf = dnsrelay.ChildResolvConf(t.hostDNS, "public resolvers (--use-public-dns)", dnsrelay.PublicResolvers...)
 		s.dnsNote = "DNS: public resolvers (--use-public-dns)."
@@ -269,6 +305,44 @@ func withoutEnv(env []string, name string) []string {
 	for _, kv := range env {
 		if !strings.HasPrefix(kv, name+"=") {
 			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// egressSpec is the nft part of an enforced policy: its address rules (a
+// port without a protocol is a rule for TCP and one for UDP). Name rules
+// reach nft through the relay's grants.
+func egressSpec(rules []policy.Rule) *nft.Egress {
+	e := &nft.Egress{}
+	for _, r := range rules {
+		if r.IsName() {
+			continue
+		}
+		protos := []nft.Proto{nft.Proto(r.Proto)}
+		if r.Port != 0 && r.Proto == policy.Any {
+			protos = []nft.Proto{nft.TCP, nft.UDP}
+		}
+		for _, p := range protos {
+			e.Allow = append(e.Allow, nft.EgressRule{Prefix: r.Prefix, Port: r.Port, Proto: p})
+		}
+	}
+	return e
+}
+
+// hostAddrs are the host's own addresses, or none if they cannot be
+// listed (then violations to them are reported as blocked, wrongly).
+func hostAddrs() map[netip.Addr]bool {
+	out := map[netip.Addr]bool{}
+	as, err := net.InterfaceAddrs()
+	if err != nil {
+		return out
+	}
+	for _, a := range as {
+		if n, ok := a.(*net.IPNet); ok {
+			if ip, ok := netip.AddrFromSlice(n.IP); ok {
+				out[ip.Unmap()] = true
+			}
 		}
 	}
 	return out

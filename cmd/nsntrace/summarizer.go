@@ -160,13 +160,23 @@ func fullList(summaryFile string) string {
 
 // report prints the table (unless quiet) and writes the JSON file,
 // which belongs to owner (if not nil and it is a regular file).
-func (s *summarizer) report(o *options, rep *reporter, stdout io.Writer, owner *fileOwner, m summary.Meta) error {
+// eg, if set, gives the egress policy's violations. It returns the
+// report.
+func (s *summarizer) report(o *options, rep *reporter, stdout io.Writer, owner *fileOwner, m summary.Meta, eg *egress) (*summary.Report, error) {
 	m.NamePacketsSkipped = s.skipped
 	m.SnapLen = o.snapLen
 	r := summary.NewReport(m, s.flows, s.names)
 	if s.loop != nil {
 		r.AddLoopback(s.loop)
 	}
+	if eg != nil {
+		// Each with the name looked up for its address before it, if any.
+		r.Violations = eg.violations()
+	}
+	return r, s.writeReport(o, rep, stdout, owner, r)
+}
+
+func (s *summarizer) writeReport(o *options, rep *reporter, stdout io.Writer, owner *fileOwner, r *summary.Report) error {
 	if !o.quiet {
 		var b strings.Builder
 		r.WriteText(&b, fullList(o.summary))

@@ -45,6 +45,9 @@ type tracer struct {
 	hostDNS dnsrelay.ResolvConf
 	rep     *reporter
 	stdout  io.Writer
+	// eg is the egress policy (--allow, --allow-file) or the record for
+	// --suggest-policy; nil for neither.
+	eg *egress
 }
 
 // trace runs the program under capture and returns the exit status.
@@ -67,6 +70,9 @@ func trace(o *options, stdout, stderr io.Writer) int {
 // created: privileges, filter, output, uplink, user, program.
 func prepare(o *options, rep *reporter) (*tracer, error) {
 	t := &tracer{o: o, argv: o.program, rep: rep}
+	if o.policyOn() || o.suggestPolicy != "" {
+		t.eg = newEgress(o)
+	}
 	if os.Geteuid() != 0 {
 		return nil, failf(exitFailure, "must run as root: it creates a network namespace, a veth pair and firewall rules, and captures packets (try sudo)")
 	}
@@ -160,7 +166,7 @@ func (t *tracer) run() (int, error) {
 		return exitFailure, err
 	}
 	c := newCapture(s.ring, t.file, id, t.o, t.live())
-	c.programSide, c.sum, c.procs = true, newSummarizer(), s.procs
+	c.programSide, c.sum, c.procs, c.eg = true, newSummarizer(), s.procs, t.eg
 	if s.lo != nil {
 		loID, err := t.file.addInterface(t.loopbackInterface())
 		if err != nil {
@@ -287,11 +293,24 @@ func (t *tracer) conclude(s *session, c *capture, res waited, relErr error, lost
 			t.rep.errorf("warning: look up the processes behind connections: %v", err)
 		}
 	}
-	if err := c.sum.report(t.o, t.rep, t.stdout, t.file.owner, summary.Meta{
+	if code == 0 && t.eg != nil {
+		if n := len(t.eg.violations()); n > 0 {
+			t.rep.errorf("%s exited 0 but broke the egress policy (%s): exit status %d", t.argv[0], plural(uint64(n), "violation", "violations"), exitViolation)
+			code = exitViolation
+		}
+	}
+	r, err := c.sum.report(t.o, t.rep, t.stdout, t.file.owner, summary.Meta{
 		Command: t.argv, ExitStatus: code, Started: c.started, Ended: time.Now(),
 		Packets: c.packets.Load(), Dropped: st.Drops, Processes: c.procs != nil,
-	}); err != nil {
+	}, t.eg)
+	if err != nil {
 		return exitFailure, err
+	}
+	if t.o.suggestPolicy != "" {
+		if err := t.eg.suggest(t.o.suggestPolicy, r, s.plan.HostAddr.Addr(), t.file.owner); err != nil {
+			return exitFailure, err
+		}
+		t.rep.infof("Rules that allow what this run did: %s.", t.o.suggestPolicy)
 	}
 	return code, nil
 }

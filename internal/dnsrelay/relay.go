@@ -37,6 +37,16 @@ type Config struct {
 	// Client, when valid, is the only source address served; queries from
 	// any other address are dropped (UDP) or closed unanswered (TCP).
 	Client netip.Addr
+	// Check, if set, is asked about each question of a query before the
+	// query goes upstream (tcp says how it came); if it returns false for
+	// one, the query never leaves and the client gets REFUSED. It is
+	// called from several goroutines at once.
+	Check func(q dnsmessage.Question, tcp bool) bool
+	// Answer, if set, gets each upstream answer before the client does,
+	// so that what it learns is in force when the client acts on the
+	// answer; if it fails, the client gets SERVFAIL instead. It is called
+	// from several goroutines at once.
+	Answer func(msg []byte) error
 }
 
 // Relay forwards DNS over UDP and TCP from one local address to upstream
@@ -190,12 +200,57 @@ func (r *Relay) serveUDP() {
 		go func() {
 			defer r.wg.Done()
 			defer func() { <-r.sem }()
-			if resp := r.exchangeUDP(q); resp != nil {
+			if resp := r.serveQuery(q, false); resp != nil {
 				// A lost reply is a lost datagram: the client retries.
 				r.udp.WriteToUDPAddrPort(resp, from)
 			}
 		}()
 	}
+}
+
+// serveQuery answers a query that came over UDP (or TCP): REFUSED if
+// Check refuses a question, else the upstreams' answer once Answer took
+// it.
+func (r *Relay) serveQuery(q []byte, tcp bool) []byte {
+	if !r.allowed(q, tcp) {
+		return reply(q, dnsmessage.RCodeRefused)
+	}
+	resp := r.exchangeUDP(q)
+	return r.answered(q, resp)
+}
+
+// allowed asks Check about each question of q; a query that does not
+// parse is the upstream's to answer.
+func (r *Relay) allowed(q []byte, tcp bool) bool {
+	if r.cfg.Check == nil {
+		return true
+	}
+	var p dnsmessage.Parser
+	if _, err := p.Start(q); err != nil {
+		return true
+	}
+	qs, err := p.AllQuestions()
+	if err != nil {
+		return true
+	}
+	for _, qq := range qs {
+		if !r.cfg.Check(qq, tcp) {
+			return false
+		}
+	}
+	return true
+}
+
+// answered hands an upstream answer to Answer and returns what the
+// client gets: the answer, or SERVFAIL when Answer failed.
+func (r *Relay) answered(q, resp []byte) []byte {
+	if r.cfg.Answer == nil || resp == nil {
+		return resp
+	}
+	if err := r.cfg.Answer(resp); err != nil {
+		return reply(q, dnsmessage.RCodeServerFailure)
+	}
+	return resp
 }
 
 // exchangeUDP asks the upstreams in turn and returns the first answer
@@ -236,7 +291,10 @@ func (r *Relay) exchangeUDP(q []byte) []byte {
 
 // servFail turns a query into a SERVFAIL answer, so that the client moves
 // on at once instead of waiting for its own timeout.
-func servFail(q []byte) []byte {
+func servFail(q []byte) []byte { return reply(q, dnsmessage.RCodeServerFailure) }
+
+// reply turns a query into an answer with rcode and no records.
+func reply(q []byte, rcode dnsmessage.RCode) []byte {
 	var p dnsmessage.Parser
 	h, err := p.Start(q)
 	if err != nil || h.Response {
@@ -248,7 +306,7 @@ func servFail(q []byte) []byte {
 	}
 	b := dnsmessage.NewBuilder(nil, dnsmessage.Header{
 		ID: h.ID, Response: true, OpCode: h.OpCode, RecursionDesired: h.RecursionDesired,
-		RecursionAvailable: true, RCode: dnsmessage.RCodeServerFailure,
+		RecursionAvailable: true, RCode: rcode,
 	})
 	if err := b.StartQuestions(); err != nil {
 		return nil
@@ -311,6 +369,10 @@ func (r *Relay) relayTCP(client *net.TCPConn) {
 		return
 	}
 	defer r.untrack(up)
+	if r.cfg.Check != nil || r.cfg.Answer != nil {
+		r.relayTCPMessages(client, up)
+		return
+	}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -341,4 +403,80 @@ func (r *Relay) copyIdle(dst io.Writer, src net.Conn) {
 			return
 		}
 	}
+}
+
+// relayTCPMessages relays DNS over TCP message by message, for Check and
+// Answer: a refused query is answered by the relay and never goes
+// upstream; an answer reaches the client only after Answer took it.
+// Pipelined queries stay pipelined.
+func (r *Relay) relayTCPMessages(client *net.TCPConn, up net.Conn) {
+	var mu sync.Mutex // the client's writes
+	write := func(msg []byte) error {
+		mu.Lock()
+		defer mu.Unlock()
+		client.SetWriteDeadline(time.Now().Add(r.cfg.IdleTimeout))
+		_, err := client.Write(append(binary.BigEndian.AppendUint16(nil, uint16(len(msg))), msg...))
+		return err
+	}
+	// A SERVFAIL for a failed Answer is made from the answer itself:
+	// it carries its query's ID and question.
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer client.CloseRead() // no more answers: end the query loop too
+		for {
+			msg, err := r.readMsg(up)
+			if err != nil {
+				return
+			}
+			if out := r.answered(asQuery(msg), msg); out == nil || write(out) != nil {
+				return
+			}
+		}
+	}()
+	for {
+		q, err := r.readMsg(client)
+		if err != nil {
+			break
+		}
+		if !r.allowed(q, true) {
+			if out := reply(q, dnsmessage.RCodeRefused); out == nil || write(out) != nil {
+				break
+			}
+			continue
+		}
+		up.SetWriteDeadline(time.Now().Add(r.cfg.IdleTimeout))
+		if _, err := up.Write(append(binary.BigEndian.AppendUint16(nil, uint16(len(q))), q...)); err != nil {
+			break
+		}
+	}
+	up.(*net.TCPConn).CloseWrite()
+	wg.Wait()
+	client.CloseWrite()
+}
+
+// readMsg reads one length-prefixed DNS message, giving up when c is
+// silent for IdleTimeout.
+func (r *Relay) readMsg(c net.Conn) ([]byte, error) {
+	c.SetReadDeadline(time.Now().Add(r.cfg.IdleTimeout))
+	var l [2]byte
+	if _, err := io.ReadFull(c, l[:]); err != nil {
+		return nil, err
+	}
+	msg := make([]byte, binary.BigEndian.Uint16(l[:]))
+	if _, err := io.ReadFull(c, msg); err != nil {
+		return nil, err
+	}
+	return msg, nil
+}
+
+// asQuery turns an answer back into its query (header flags and
+// question), so that reply can answer it otherwise.
+func asQuery(msg []byte) []byte {
+	q := append([]byte(nil), msg...)
+	if len(q) >= 3 {
+		q[2] &^= 0x80 // QR
+	}
+	return q
 }

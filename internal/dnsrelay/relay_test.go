@@ -263,6 +263,8 @@ func TestRelayInNetNS(t *testing.T) {
 		}
 	})
 
+	t.Run("check and answer hooks", func(t *testing.T) { testHooks(t, up) })
+
 	t.Run("close", func(t *testing.T) {
 		// An idle TCP client must not keep Close waiting.
 		c, err := net.Dial("tcp", raddr.String())
@@ -418,5 +420,119 @@ func TestRelayOnlyItsClientInNetNS(t *testing.T) {
 		if udp != q.want || tcp != q.want {
 			t.Errorf("%s (%s): answered over UDP %v, over TCP %v; want %v", q.who, q.src, udp, tcp, q.want)
 		}
+	}
+}
+
+// testHooks: Check refuses a query before it leaves (REFUSED, the
+// upstream never sees it), Answer gets every answer before the client
+// does, and a failing Answer turns it into SERVFAIL; over UDP and over
+// pipelined TCP.
+func testHooks(t *testing.T, up *fakeUpstream) {
+	var mu sync.Mutex
+	answered := map[string]bool{}
+	var tcpChecks int
+	r, err := ListenAny(netip.MustParseAddr("10.53.0.1"), &Config{
+		Upstreams: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.53:53")},
+		Check: func(q dnsmessage.Question, tcp bool) bool {
+			mu.Lock()
+			defer mu.Unlock()
+			if tcp {
+				tcpChecks++
+			}
+			return !strings.HasPrefix(q.Name.String(), "evil")
+		},
+		Answer: func(msg []byte) error {
+			var p dnsmessage.Parser
+			if _, err := p.Start(msg); err != nil {
+				return err
+			}
+			q, err := p.Question()
+			if err != nil {
+				return err
+			}
+			if strings.HasPrefix(q.Name.String(), "fail") {
+				return fmt.Errorf("no room")
+			}
+			time.Sleep(20 * time.Millisecond) // a client that got the answer first would see no record
+			mu.Lock()
+			answered[q.Name.String()] = true
+			mu.Unlock()
+			return nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	want := func(msg []byte, id uint16, rcode dnsmessage.RCode, name string) {
+		t.Helper()
+		h, as := parseAnswer(t, msg)
+		mu.Lock()
+		seen := answered[name]
+		mu.Unlock()
+		if h.ID != id || h.RCode != rcode || rcode == dnsmessage.RCodeSuccess && (len(as) != 1 || !seen) {
+			t.Errorf("%s: id %d rcode %v addresses %v (Answer had it: %v); want id %d rcode %v", name, h.ID, h.RCode, as, seen, id, rcode)
+		}
+	}
+	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(r.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	buf := make([]byte, 4096)
+	for i, tc := range []struct {
+		name  string
+		rcode dnsmessage.RCode
+	}{{"good.example.", dnsmessage.RCodeSuccess}, {"evil.example.", dnsmessage.RCodeRefused}, {"fail.example.", dnsmessage.RCodeServerFailure}} {
+		c.Write(query(uint16(200+i), tc.name))
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		n, err := c.Read(buf)
+		if err != nil {
+			t.Fatalf("%s over UDP: %v", tc.name, err)
+		}
+		want(buf[:n], uint16(200+i), tc.rcode, tc.name)
+	}
+
+	tc, err := net.Dial("tcp", r.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	tc.SetDeadline(time.Now().Add(5 * time.Second))
+	names := []string{"good2.example.", "evil2.example.", "good3.example."}
+	var batch []byte
+	for i, n := range names {
+		q := query(uint16(300+i), n)
+		batch = append(binary.BigEndian.AppendUint16(batch, uint16(len(q))), q...)
+	}
+	if _, err := tc.Write(batch); err != nil {
+		t.Fatal(err)
+	}
+	got := map[uint16][]byte{}
+	for range names {
+		var lb [2]byte
+		if _, err := io.ReadFull(tc, lb[:]); err != nil {
+			t.Fatal(err)
+		}
+		msg := make([]byte, binary.BigEndian.Uint16(lb[:]))
+		if _, err := io.ReadFull(tc, msg); err != nil {
+			t.Fatal(err)
+		}
+		got[binary.BigEndian.Uint16(msg)] = msg
+	}
+	want(got[300], 300, dnsmessage.RCodeSuccess, names[0])
+	want(got[301], 301, dnsmessage.RCodeRefused, names[1])
+	want(got[302], 302, dnsmessage.RCodeSuccess, names[2])
+	up.mu.Lock()
+	defer up.mu.Unlock()
+	for _, q := range up.queries {
+		if strings.HasPrefix(q, "evil") {
+			t.Errorf("the upstream saw the refused query %s", q)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if tcpChecks != 3 {
+		t.Errorf("Check saw %d questions over TCP, want 3", tcpChecks)
 	}
 }

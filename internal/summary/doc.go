@@ -71,8 +71,13 @@
 //	    "state":       "established"
 //	  }],
 //	  "loopback_untracked_conversations": 0,
-//	  "unattributed_connections": 0  // tcp and udp connections with no known process;
+//	  "unattributed_connections": 0, // tcp and udp connections with no known process;
 //	                                 // absent when processes were not looked for
+//	  "violations": [{               // null without an egress policy (--allow)
+//	    "kind": "connection",        // or "lookup": a name no rule allows
+//	    "name": "", "remote_addr": "10.1.2.3", "remote_port": 443, "proto": "tcp",
+//	    "count": 1, "blocked": true  // blocked: --policy enforce
+//	  }]
 //	}
 //
 // Flows.TakeNew says which packet added a conversation, so that the caller

@@ -296,7 +296,9 @@ func (f *Flows) TakeNew() (NewConv, bool) {
 	k := &f.ents[i].key
 	return NewConv{
 		Proto: k.proto(), Local: k.localAddrPort(), Remote: k.remoteAddrPort(),
-		Outbound: f.ents[i].flags&fOutbound != 0, idx: i + 1,
+		Outbound:  f.ents[i].flags&fOutbound != 0,
+		Initiated: f.ents[i].flags&(fOutbound|fMidStream) == fOutbound,
+		idx:       i + 1,
 	}, true
 }
 
@@ -305,9 +307,11 @@ type NewConv struct {
 	Proto Proto
 	// Local and Remote are the program's end and the other one.
 	Local, Remote netip.AddrPort
-	// Outbound says that the program started it.
-	Outbound bool
-	idx      int // 1 + its index in the table; 0: not in it (ConvOf)
+	// Outbound says that the program started it; Initiated that it did
+	// and that the conversation was seen from its start (not first seen
+	// mid-stream): what an egress policy judges.
+	Outbound, Initiated bool
+	idx                 int // 1 + its index in the table; 0: not in it (ConvOf)
 }
 
 // ConvOf reads the conversation of an Ethernet frame seen from the

@@ -59,8 +59,28 @@ type Report struct {
 	// Unattributed counts the TCP and UDP connections whose process is
 	// unknown; absent when processes were not looked for (Meta.Processes).
 	Unattributed *uint64 `json:"unattributed_connections,omitempty"`
+	// Violations are what broke the egress policy, in order of first
+	// occurrence; null when the run had none (no --allow).
+	Violations []Violation `json:"violations"`
 
 	snapLen int
+}
+
+// Violation is one destination outside the egress policy: connections
+// the program started to it (Kind "connection"), or lookups of a name no
+// rule allows (Kind "lookup", Port 53, Proto the query's transport).
+type Violation struct {
+	Kind string `json:"kind"`
+	// Name is the name looked up, or the name the program looked up to
+	// get Addr, if any.
+	Name  string `json:"name"`
+	Addr  string `json:"remote_addr"`
+	Port  uint16 `json:"remote_port"`
+	Proto string `json:"proto"`
+	// Count is how many connections or lookups.
+	Count uint64 `json:"count"`
+	// Blocked says that they were refused (--policy enforce).
+	Blocked bool `json:"blocked"`
 }
 
 // Connection is one conversation.
@@ -361,6 +381,7 @@ func (r *Report) WriteText(w io.Writer, fullList string) error {
 	if r.Unattributed != nil && *r.Unattributed > 0 {
 		fmt.Fprintf(&b, "(%d of the TCP and UDP connections above with no known process: their sockets were gone before they were seen, or were no process's)\n", *r.Unattributed)
 	}
+	r.writeViolations(&b)
 	if r.Untracked > 0 {
 		fmt.Fprintf(&b, "(about %d more conversations, %d packets, were not tracked: table full)\n", r.Untracked, r.UntrackedPackets)
 	}
@@ -425,4 +446,35 @@ func rowCells(proto string, port uint16, conns int, states map[string]int) (port
 		note = "  (" + strings.Join(notes, ", ") + ")"
 	}
 	return portCell, noun, note
+}
+
+// writeViolations lists the egress policy's violations, all of them: a
+// CI job that fails on them must say why.
+func (r *Report) writeViolations(b *strings.Builder) {
+	if r.Violations == nil {
+		return
+	}
+	if len(r.Violations) == 0 {
+		b.WriteString("Egress policy: no violations.\n")
+		return
+	}
+	b.WriteString("Egress policy violations:\n")
+	for _, v := range r.Violations {
+		who := v.Addr
+		switch {
+		case v.Kind == "lookup":
+			who = "lookup of " + v.Name
+		case v.Name != "":
+			who = fmt.Sprintf("%s (%s)", v.Name, v.Addr)
+		}
+		port := "-"
+		if v.Port != 0 {
+			port = strconv.Itoa(int(v.Port))
+		}
+		what := "allowed through (audit)"
+		if v.Blocked {
+			what = "blocked"
+		}
+		fmt.Fprintf(b, "  %-6s %5s  %-40s %3dx %s\n", v.Proto, port, who, v.Count, what)
+	}
 }
