@@ -139,7 +139,7 @@ func (e *egress) answer(msg []byte) error {
 }
 
 // comment judges a connection the program started at ts (Unix ns), to
-// remote over proto (summary.Flows.Started): "" when the policy allows it
+// remote over proto (summary.NewConv.Initiated): "" when the policy allows it
 // or does not apply, else the packet comment that marks it, and the
 // violation is counted. Called by the capture goroutine for the first
 // packet of each connection only, which it may see well after the
