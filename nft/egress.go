@@ -5,14 +5,15 @@ import (
 )
 
 // Egress is an enforced egress policy (--policy enforce): what the
-// program may reach through the forward path. Everything else it starts
-// is refused at once, TCP with a reset, the rest with an ICMP
-// administratively-prohibited error. Connections to the host itself (the
-// DNS relay on the gateway) do not cross the forward path and are not
-// subject to it.
+// program may reach, through the host (the forward path) or on it (the
+// input path). Everything else it starts is refused at once, TCP with a
+// reset, the rest with an ICMP administratively-prohibited error.
 type Egress struct {
 	// Allow are the address rules: fixed prefixes, ports and protocols.
 	Allow []EgressRule
+	// Relay, if valid, is the program's DNS server on the host (the
+	// relay on its gateway), always allowed over UDP and TCP.
+	Relay netip.AddrPort
 }
 
 // EgressRule allows the addresses of Prefix, on Port (0: any) over Proto

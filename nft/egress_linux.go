@@ -63,17 +63,71 @@ const (
 // it:
 //
 //	iifname VETH ct state established,related accept
-//	meta nfproto ipv4 iifname VETH oifname UPLINK ip daddr & MASK == NET [meta l4proto P [th dport N]] accept   (each rule)
-//	meta nfproto ipv4 iifname VETH oifname UPLINK ip daddr @allow4 accept
-//	meta nfproto ipv4 iifname VETH oifname UPLINK ip daddr . meta l4proto @allow4t accept
-//	meta nfproto ipv4 iifname VETH oifname UPLINK ip daddr . meta l4proto . th dport @allow4p accept
-//	(the same for ipv6)
-//	iifname VETH meta l4proto tcp reject with tcp reset
-//	iifname VETH reject with icmpx admin-prohibited
+//	(egressAllows, each also matching oifname UPLINK)
+//	(egressRejects)
 func egressRules(veth, uplink string, e *Egress) ([][]expr.Any, error) {
 	in := ifname(expr.MetaKeyIIFNAME, veth)
 	out := append(append([]expr.Any{}, in...), ifname(expr.MetaKeyOIFNAME, uplink)...)
 	rs := [][]expr.Any{append(append(append([]expr.Any{}, in...), ctEstablished()...), accept())}
+	allows, err := egressAllows(out, e)
+	if err != nil {
+		return nil, err
+	}
+	return append(append(rs, allows...), egressRejects(in)...), nil
+}
+
+// egressInputRules are the enforced policy's input chain: what the program
+// sends to the host itself (its gateway, the host's other addresses) meets
+// the same rules as what it sends through it, but for the DNS relay, the
+// program's DNS server, and the neighbour discovery IPv6 needs:
+//
+//	iifname VETH ct state established,related accept
+//	iifname VETH meta pkttype != host accept            (broadcast, multicast: no connection)
+//	iifname VETH meta l4proto ipv6-icmp icmpv6 type 133-137 accept
+//	meta nfproto ipv4 iifname VETH ip daddr RELAY meta l4proto udp|tcp th dport PORT accept
+//	(egressAllows)
+//	(egressRejects)
+func egressInputRules(veth string, e *Egress) ([][]expr.Any, error) {
+	in := ifname(expr.MetaKeyIIFNAME, veth)
+	with := func(m ...expr.Any) []expr.Any { return append(append([]expr.Any{}, in...), m...) }
+	rs := [][]expr.Any{
+		append(with(ctEstablished()...), accept()),
+		with(&expr.Meta{Key: expr.MetaKeyPKTTYPE, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{unix.PACKET_HOST}}, accept()),
+		append(with(l4proto(icmpv6)...),
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
+			&expr.Range{Op: expr.CmpOpEq, Register: 1, FromData: []byte{133}, ToData: []byte{137}},
+			accept()),
+	}
+	if r := e.Relay; r.IsValid() {
+		for _, p := range []Proto{UDP, TCP} {
+			m := append(nfprotoIs(r.Addr()), in...)
+			m = append(m, daddrIn(netip.PrefixFrom(r.Addr(), r.Addr().BitLen()))...)
+			m = append(m, l4proto(p)...)
+			m = append(m, dport(r.Port())...)
+			rs = append(rs, append(m, accept()))
+		}
+	}
+	allows, err := egressAllows(in, e)
+	if err != nil {
+		return nil, err
+	}
+	return append(append(rs, allows...), egressRejects(in)...), nil
+}
+
+// icmpv6 is IPPROTO_ICMPV6.
+const icmpv6 Proto = 58
+
+// egressAllows accept what the policy allows of the packets match
+// matches: the address rules, then the addresses DNS answers granted.
+//
+//	meta nfproto ipv4 MATCH ip daddr & MASK == NET [meta l4proto P [th dport N]] accept   (each rule)
+//	meta nfproto ipv4 MATCH ip daddr @allow4 accept
+//	meta nfproto ipv4 MATCH ip daddr . meta l4proto @allow4t accept
+//	meta nfproto ipv4 MATCH ip daddr . meta l4proto . th dport @allow4p accept
+//	(the same for ipv6)
+func egressAllows(match []expr.Any, e *Egress) ([][]expr.Any, error) {
+	var rs [][]expr.Any
 	for _, r := range e.Allow {
 		if !r.Prefix.IsValid() || r.Port != 0 && r.Proto == 0 || r.Proto != 0 && r.Proto != TCP && r.Proto != UDP {
 			return nil, fmt.Errorf("egress rule %v:%d/%v: a prefix, and a port only with TCP or UDP", r.Prefix, r.Port, r.Proto)
@@ -83,15 +137,13 @@ func egressRules(veth, uplink string, e *Egress) ([][]expr.Any, error) {
 		if p.Addr().Is4In6() {
 			p = netip.PrefixFrom(a, max(p.Bits()-96, 0))
 		}
-		m := append(nfprotoIs(a), out...)
+		m := append(nfprotoIs(a), match...)
 		m = append(m, daddrIn(netip.PrefixFrom(a, p.Bits()))...)
 		if r.Proto != 0 {
 			m = append(m, l4proto(r.Proto)...)
 		}
 		if r.Port != 0 {
-			m = append(m,
-				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
-				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binary.BigEndian.AppendUint16(nil, r.Port)})
+			m = append(m, dport(r.Port)...)
 		}
 		rs = append(rs, append(m, accept()))
 	}
@@ -101,7 +153,7 @@ func egressRules(veth, uplink string, e *Egress) ([][]expr.Any, error) {
 			off, l, next, sets = 24, 16, reg32After6, []string{setAddr6, setAddrProto6, setAddrPort6}
 		}
 		for i, set := range sets {
-			m := append(nfprotoIs(fam), out...)
+			m := append(nfprotoIs(fam), match...)
 			m = append(m, &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: l})
 			if i >= 1 {
 				m = append(m, &expr.Meta{Key: expr.MetaKeyL4PROTO, Register: next})
@@ -112,11 +164,26 @@ func egressRules(veth, uplink string, e *Egress) ([][]expr.Any, error) {
 			rs = append(rs, append(m, &expr.Lookup{SourceRegister: 1, SetName: set, SetID: setID(set)}, accept()))
 		}
 	}
-	rs = append(rs,
+	return rs, nil
+}
+
+// egressRejects refuse the rest of what in matches at once:
+//
+//	MATCH meta l4proto tcp reject with tcp reset
+//	MATCH reject with icmpx admin-prohibited
+func egressRejects(in []expr.Any) [][]expr.Any {
+	return [][]expr.Any{
 		append(append(append([]expr.Any{}, in...), l4proto(TCP)...), &expr.Reject{Type: unix.NFT_REJECT_TCP_RST}),
 		append(append([]expr.Any{}, in...), &expr.Reject{Type: unix.NFT_REJECT_ICMPX_UNREACH, Code: unix.NFT_REJECT_ICMPX_ADMIN_PROHIBITED}),
-	)
-	return rs, nil
+	}
+}
+
+// dport matches th dport port (TCP or UDP, matched before).
+func dport(port uint16) []expr.Any {
+	return []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binary.BigEndian.AppendUint16(nil, port)},
+	}
 }
 
 // nfprotoIs matches meta nfproto of a's family; first in a rule, so that

@@ -57,9 +57,38 @@ func TestEgressInstalled(t *testing.T) {
 				t.Cleanup(func() { forceFeatures = nil })
 			}
 			in := testbed.NewInternet(t, nil)
-			c, _, tb := runSpec(t, in, func(s *Spec) {
-				s.Egress = &Egress{Allow: []EgressRule{{Prefix: netip.PrefixFrom(testbed.ServerAddr, 32), Port: 8080, Proto: TCP}}}
+			c, p, tb := runSpec(t, in, func(s *Spec) {
+				s.Egress = &Egress{Allow: []EgressRule{{Prefix: netip.PrefixFrom(testbed.ServerAddr, 32), Port: 8080, Proto: TCP}},
+					Relay: netip.AddrPortFrom(s.Subnet.Addr(), 5353)}
 			})
+			// The host itself: its uplink address is refused like any
+			// other; the relay's port on the gateway is allowed, and
+			// only it.
+			relay := netip.AddrPortFrom(p.HostAddr.Addr(), 5353)
+			for _, a := range []netip.AddrPort{relay, netip.AddrPortFrom(testbed.HostAddr, 5353), netip.AddrPortFrom(p.HostAddr.Addr(), 5354)} {
+				var l net.Listener
+				if err := in.H.Do(func() (err error) { l, err = net.Listen("tcp", a.String()); return }); err != nil {
+					t.Fatal(err)
+				}
+				defer l.Close()
+				go func() {
+					for {
+						c, err := l.Accept()
+						if err != nil {
+							return
+						}
+						c.Close()
+					}
+				}()
+			}
+			if err, _ := dialFails(t, c, "tcp", relay); err != nil {
+				t.Errorf("the relay %s on the gateway: %v", relay, err)
+			}
+			for _, a := range []netip.AddrPort{netip.AddrPortFrom(testbed.HostAddr, 5353), netip.AddrPortFrom(p.HostAddr.Addr(), 5354)} {
+				if err, took := dialFails(t, c, "tcp", a); !errors.Is(err, syscall.ECONNREFUSED) {
+					t.Errorf("the host's own %s: %v after %v, want connection refused (reset)", a, err, took)
+				}
+			}
 			allowed := netip.AddrPortFrom(testbed.ServerAddr, 8080)
 			other := netip.AddrPortFrom(testbed.UpstreamAddr, 8080)
 			if err, _ := dialFails(t, c, "tcp", allowed); err != nil {

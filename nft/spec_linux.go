@@ -48,10 +48,18 @@ func (s Spec) Chains() ([]ChainSpec, error) {
 		}
 		fwd = append(fwd[:len(fwd)-2], eg...)
 	}
-	return append(pub,
+	chains := append(pub,
 		ChainSpec{Name: "postrouting", Type: "nat", Hook: unix.NF_INET_POST_ROUTING, Priority: 100, Rules: post},
 		ChainSpec{Name: "forward", Type: "filter", Hook: unix.NF_INET_FORWARD, Priority: 0, Rules: fwd},
-	), nil
+	)
+	if s.Egress != nil {
+		in, err := egressInputRules(s.Veth, s.Egress)
+		if err != nil {
+			return nil, err
+		}
+		chains = append(chains, ChainSpec{Name: "input", Type: "filter", Hook: unix.NF_INET_LOCAL_IN, Priority: 0, Rules: in})
+	}
+	return chains, nil
 }
 
 // sets are the sets of the run's table.

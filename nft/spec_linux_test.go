@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
 )
 
 // render writes a rule in the words of `nft list ruleset`, for the
@@ -24,7 +25,7 @@ func render(r []expr.Any) string {
 				out = append(out, fmt.Sprintf("reg%d=l4proto", e.Register))
 				continue
 			}
-			key = map[expr.MetaKey]string{expr.MetaKeyIIFNAME: "iifname", expr.MetaKeyOIFNAME: "oifname", expr.MetaKeyNFPROTO: "nfproto", expr.MetaKeyL4PROTO: "l4proto"}[e.Key]
+			key = map[expr.MetaKey]string{expr.MetaKeyIIFNAME: "iifname", expr.MetaKeyOIFNAME: "oifname", expr.MetaKeyNFPROTO: "nfproto", expr.MetaKeyL4PROTO: "l4proto", expr.MetaKeyPKTTYPE: "pkttype"}[e.Key]
 		case *expr.Ct:
 			key = map[expr.CtKey]string{expr.CtKeySTATE: "ct state", expr.CtKeySTATUS: "ct status"}[e.Key]
 		case *expr.Payload:
@@ -61,6 +62,9 @@ func render(r []expr.Any) string {
 			out = append(out, "masquerade")
 		case *expr.Lookup:
 			out = append(out, fmt.Sprintf("%s reg%d @%s", key, e.SourceRegister, e.SetName))
+		case *expr.Range:
+			op := map[expr.CmpOp]string{expr.CmpOpEq: "in", expr.CmpOpNeq: "not in"}[e.Op]
+			out = append(out, fmt.Sprintf("%s %s %x-%x", key, op, e.FromData, e.ToData))
 		case *expr.Reject:
 			out = append(out, fmt.Sprintf("reject %d/%d", e.Type, e.Code))
 		default:
@@ -130,7 +134,7 @@ func TestEgressChainsSpec(t *testing.T) {
 			{Prefix: netip.MustParsePrefix("10.0.0.0/8")},
 			{Prefix: netip.MustParsePrefix("2001:db8::1/128"), Port: 443, Proto: TCP},
 			{Prefix: netip.MustParsePrefix("192.0.2.0/24"), Proto: UDP},
-		}}}
+		}, Relay: netip.MustParseAddrPort("10.213.0.8:53")}}
 	cs, err := s.Chains()
 	if err != nil {
 		t.Fatal(err)
@@ -159,6 +163,30 @@ func TestEgressChainsSpec(t *testing.T) {
 	}
 	if g, w := strings.Join(got, "\n"), strings.Join(want, "\n"); g != w {
 		t.Errorf("forward chain:\n%s\nwant:\n%s", g, w)
+	}
+	// The input chain: the same rules for what the program sends to the
+	// host itself, with no oifname, after the relay and what IPv6 needs.
+	in := cs[len(cs)-1]
+	if in.Name != "input" || in.Hook != unix.NF_INET_LOCAL_IN {
+		t.Fatalf("last chain %s hook %d, want input", in.Name, in.Hook)
+	}
+	i := `iifname "nsnabcx1" `
+	wantIn := []string{
+		i + est + ` accept`,
+		i + `pkttype != 00 accept`,
+		i + `l4proto 3a @th,0,8 in 85-89 accept`,
+		"nfproto 02 " + i + "@nh,128,32 & ffffffff 0ad50008 l4proto 11 @th,16,16 0035 accept",
+		"nfproto 02 " + i + "@nh,128,32 & ffffffff 0ad50008 l4proto 06 @th,16,16 0035 accept",
+	}
+	for _, w := range want[3:] {
+		wantIn = append(wantIn, strings.Replace(w, io, i, 1))
+	}
+	got = nil
+	for _, r := range in.Rules {
+		got = append(got, render(r))
+	}
+	if g, w := strings.Join(got, "\n"), strings.Join(wantIn, "\n"); g != w {
+		t.Errorf("input chain:\n%s\nwant:\n%s", g, w)
 	}
 	v4, err := s.familyChains(2, cs)
 	if err != nil {

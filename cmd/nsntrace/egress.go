@@ -25,9 +25,6 @@ type egress struct {
 	enforce bool
 	// grant installs a grant in the run's nft table (enforce).
 	grant func(policy.Grant) error
-	// local are the host's own addresses: connections to them take the
-	// host's input path, which the policy's forward rules do not see.
-	local map[netip.Addr]bool
 
 	mu      sync.Mutex
 	viols   map[violKey]*summary.Violation
@@ -51,7 +48,7 @@ type violKey struct {
 
 func newEgress(o *options) *egress {
 	e := &egress{enforce: o.enforce, viols: map[violKey]*summary.Violation{},
-		lookups: map[string]bool{}, named: map[netip.Addr]namedAt{}, local: map[netip.Addr]bool{}}
+		lookups: map[string]bool{}, named: map[netip.Addr]namedAt{}}
 	if o.policyOn() {
 		e.pol = policy.New(o.rules)
 	}
@@ -169,7 +166,7 @@ func (e *egress) comment(remote netip.AddrPort, proto summary.Proto, ts int64) s
 	if n, ok := e.named[a]; ok && !n.at.After(at) {
 		name = n.name
 	}
-	blocked := e.enforce && !e.local[a]
+	blocked := e.enforce // through the host or to it: both are refused
 	e.violate(violKey{kind: "connection", name: name, addr: a, port: port, proto: proto.String()}, blocked)
 	e.mu.Unlock()
 	what := "audit, not blocked"

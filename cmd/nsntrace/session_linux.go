@@ -4,7 +4,6 @@ package main
 
 import (
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"strings"
@@ -205,9 +204,9 @@ func (s *session) firewall(uplink string, ports []nft.Port, eg *egress) error {
 	if eg != nil && eg.pol != nil {
 		// The relay on the gateway is the program's DNS server.
 		eg.pol.AlwaysAllow(policy.Rule{Prefix: netip.PrefixFrom(s.plan.HostAddr.Addr(), 32), Port: dnsrelay.DefaultPort})
-		eg.local = hostAddrs()
 		if eg.enforce {
 			spec.Egress = egressSpec(eg.pol.Rules())
+			spec.Egress.Relay = netip.AddrPortFrom(s.plan.HostAddr.Addr(), dnsrelay.DefaultPort)
 		}
 	}
 	table, err := nft.Install(spec)
@@ -330,20 +329,3 @@ func egressSpec(rules []policy.Rule) *nft.Egress {
 	return e
 }
 
-// hostAddrs are the host's own addresses, or none if they cannot be
-// listed (then violations to them are reported as blocked, wrongly).
-func hostAddrs() map[netip.Addr]bool {
-	out := map[netip.Addr]bool{}
-	as, err := net.InterfaceAddrs()
-	if err != nil {
-		return out
-	}
-	for _, a := range as {
-		if n, ok := a.(*net.IPNet); ok {
-			if ip, ok := netip.AddrFromSlice(n.IP); ok {
-				out[ip.Unmap()] = true
-			}
-		}
-	}
-	return out
-}
