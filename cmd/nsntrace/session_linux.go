@@ -328,4 +328,3 @@ func egressSpec(rules []policy.Rule) *nft.Egress {
 	}
 	return e
 }
-
