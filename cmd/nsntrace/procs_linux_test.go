@@ -9,6 +9,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"golang.org/x/net/bpf"
+
 	"github.com/nsntrace/nsntrace/internal/testbed"
 	"github.com/nsntrace/nsntrace/rawcap"
 	"github.com/nsntrace/nsntrace/rawcap/filter"
@@ -136,5 +138,44 @@ func TestShedBusyUDP(t *testing.T) {
 	burst(3 * udpRepeatLimit)
 	if p.sheds != 2 || p.shed != 2*udpShed {
 		t.Fatalf("a shed right after the last: %d sheds, shed %v, want 2 and %v", p.sheds, p.shed, 2*udpShed)
+	}
+}
+
+// TestLookupBudget: once lookups have spent lookupBudget in a window, the
+// rest of the window's connections are left unknown and the watcher is
+// quieted; the next window has a budget again.
+func TestLookupBudget(t *testing.T) {
+	testbed.RequirePrivileged(t)
+	ns := testbed.NewNS(t)
+	f, err := ns.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	p := &procs{}
+	for _, c := range []struct {
+		prog *[]bpf.RawInstruction
+		expr string
+	}{{&p.full, watchFilter}, {&p.shedProg, watchShedFilter}, {&p.quietProg, watchQuietFilter}} {
+		if *c.prog, err = filter.Compile(c.expr, watchSnapLen); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if p.watch, err = rawcap.NewWatcher(&rawcap.Config{NetNS: int(f.Fd()), SnapLen: watchSnapLen, Filter: p.full}); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := time.Now()
+	if !p.withinBudget(now) {
+		t.Fatal("no budget at the start")
+	}
+	p.spent = lookupBudget
+	if p.withinBudget(now.Add(lookupWindow/2)) || p.overBudget != 1 || p.sheds != 1 || p.restore == nil {
+		t.Fatalf("over budget: a lookup allowed, or %d left out, %d sheds, restore pending %v", p.overBudget, p.sheds, p.restore != nil)
+	}
+	if !p.withinBudget(now.Add(2 * lookupWindow)) {
+		t.Fatal("no budget in the next window")
 	}
 }

@@ -379,7 +379,7 @@ func (r *Report) WriteText(w io.Writer, fullList string) error {
 		}
 	}
 	if r.Unattributed != nil && *r.Unattributed > 0 {
-		fmt.Fprintf(&b, "(%d of the TCP and UDP connections above with no known process: their sockets were gone before they were seen, or were no process's)\n", *r.Unattributed)
+		fmt.Fprintf(&b, "(%d of the TCP and UDP connections above with no known process: their sockets were gone before they were seen, were no process's, or came faster than nsntrace looks up)\n", *r.Unattributed)
 	}
 	r.writeViolations(&b)
 	if r.Untracked > 0 {
