@@ -97,12 +97,16 @@ const (
 // microseconds: a service taking thousands of new connections a second
 // would have nsntrace spend a core on them, and the traced nginx of make
 // bench's table 6 lost 40% of its requests/s without keep-alive. So
-// lookups get a budget, lookupBudget of CPU in each lookupWindow (a tenth
-// of a core): beyond it, new connections stay unknown until the window
-// ends, and the watcher, which would wake for each SYN, keeps only DNS
-// (watchQuietFilter) for a shed as above.
+// lookups get a budget: lookupFree of them in each lookupWindow, and
+// beyond those only while lookups took less than lookupBudget of it (a
+// tenth of a core; measured as wall time, which a loaded machine
+// inflates: hence the free ones, so that a program opening a few
+// connections is always looked up). Beyond it, new connections stay
+// unknown until the window ends, and the watcher, which would wake for
+// each SYN, keeps only DNS (watchQuietFilter) for a shed as above.
 const (
 	lookupWindow     = 100 * time.Millisecond
+	lookupFree       = 32
 	lookupBudget     = 10 * time.Millisecond
 	watchQuietFilter = "udp port 53"
 )
@@ -160,6 +164,7 @@ type procs struct {
 	quietProg   []bpf.RawInstruction
 	budgetStart time.Time
 	spent       time.Duration
+	lookups     int
 	overBudget  int
 }
 
@@ -311,9 +316,10 @@ func (p *procs) shedTo(prog []bpf.RawInstruction, now time.Time) {
 // when lookups have spent their budget. The caller holds mu.
 func (p *procs) withinBudget(now time.Time) bool {
 	if now.Sub(p.budgetStart) > lookupWindow {
-		p.budgetStart, p.spent = now, 0
+		p.budgetStart, p.spent, p.lookups = now, 0, 0
 	}
-	if p.spent < lookupBudget {
+	p.lookups++
+	if p.lookups <= lookupFree || p.spent < lookupBudget {
 		return true
 	}
 	p.overBudget++

@@ -141,7 +141,8 @@ func TestShedBusyUDP(t *testing.T) {
 	}
 }
 
-// TestLookupBudget: once lookups have spent lookupBudget in a window, the
+// TestLookupBudget: the first lookupFree lookups of a window always run;
+// beyond them, once lookups have spent lookupBudget in the window, the
 // rest of the window's connections are left unknown and the watcher is
 // quieted; the next window has a budget again.
 func TestLookupBudget(t *testing.T) {
@@ -172,6 +173,11 @@ func TestLookupBudget(t *testing.T) {
 		t.Fatal("no budget at the start")
 	}
 	p.spent = lookupBudget
+	for i := 1; i < lookupFree; i++ {
+		if !p.withinBudget(now.Add(time.Millisecond)) {
+			t.Fatalf("lookup %d of the window refused: the first %d are free", i+1, lookupFree)
+		}
+	}
 	if p.withinBudget(now.Add(lookupWindow/2)) || p.overBudget != 1 || p.sheds != 1 || p.restore == nil {
 		t.Fatalf("over budget: a lookup allowed, or %d left out, %d sheds, restore pending %v", p.overBudget, p.sheds, p.restore != nil)
 	}
