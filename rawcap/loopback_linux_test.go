@@ -5,26 +5,15 @@ import (
 	"net"
 	"testing"
 	"time"
-
-	"github.com/nsntrace/nsntrace/internal/testbed"
 )
 
 // TestLoopbackOnce: on lo every packet comes to a packet socket twice, as
 // sent and as received; DropOutgoing keeps one copy of each, and the
 // kernel's counters count that one only.
 func TestLoopbackOnce(t *testing.T) {
-	testbed.RequirePrivileged(t)
-	ns := testbed.NewNS(t)
-	ns.Run(t, "ip", "link", "set", "lo", "up")
-	f, err := ns.Open()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ns, f, lo := loNamespace(t)
 	defer f.Close()
-	var lo int
-	if err := ns.Do(func() error { var err error; lo, err = netInterfaceIndex("lo"); return err }); err != nil {
-		t.Fatal(err)
-	}
+	ns.Run(t, "ip", "link", "set", "lo", "up")
 	const n = 50
 	for _, drop := range []bool{false, true} {
 		r, err := Open(lo, &Config{NetNS: int(f.Fd()), RingSize: 4 << 20, BlockTimeout: 10 * time.Millisecond, DropOutgoing: drop})

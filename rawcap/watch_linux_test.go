@@ -3,6 +3,7 @@ package rawcap
 import (
 	"context"
 	"net"
+	"os"
 	"testing"
 	"time"
 
@@ -16,17 +17,8 @@ import (
 // cut to the snap length, and nothing else (a TCP
 // handshake on the same lo); cancelling its context ends Run with nil.
 func TestWatcher(t *testing.T) {
-	testbed.RequirePrivileged(t)
-	ns := testbed.NewNS(t)
-	f, err := ns.Open()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ns, f, lo := loNamespace(t)
 	defer f.Close()
-	var lo int
-	if err := ns.Do(func() error { var err error; lo, err = netInterfaceIndex("lo"); return err }); err != nil {
-		t.Fatal(err)
-	}
 	const snap = 64
 	prog, err := filter.Compile("udp", snap)
 	if err != nil {
@@ -106,17 +98,8 @@ func TestWatcher(t *testing.T) {
 // once: UDP to port 9 arrives under "udp", not under "udp port 53", and
 // again under "udp".
 func TestWatcherSetFilter(t *testing.T) {
-	testbed.RequirePrivileged(t)
-	ns := testbed.NewNS(t)
-	f, err := ns.Open()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ns, f, lo := loNamespace(t)
 	defer f.Close()
-	var lo int
-	if err := ns.Do(func() error { var err error; lo, err = netInterfaceIndex("lo"); return err }); err != nil {
-		t.Fatal(err)
-	}
 	compile := func(expr string) []bpf.RawInstruction {
 		prog, err := filter.Compile(expr, 64)
 		if err != nil {
@@ -189,4 +172,22 @@ func TestWatcherSetFilter(t *testing.T) {
 	if err := w.SetFilter(nil); err == nil {
 		t.Error("SetFilter(nil) succeeded")
 	}
+}
+
+// loNamespace is a network namespace of the test's own, an open fd of it
+// (the caller closes it) and the index of its lo.
+func loNamespace(t *testing.T) (*testbed.NS, *os.File, int) {
+	t.Helper()
+	testbed.RequirePrivileged(t)
+	ns := testbed.NewNS(t)
+	f, err := ns.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lo int
+	if err := ns.Do(func() error { var err error; lo, err = netInterfaceIndex("lo"); return err }); err != nil {
+		f.Close()
+		t.Fatal(err)
+	}
+	return ns, f, lo
 }

@@ -184,14 +184,8 @@ func openProcs(netns, init, ifindex int) (_ *procs, err error) {
 	if p.proc, err = os.OpenRoot(fmt.Sprintf("/proc/%d/root/proc", init)); err != nil {
 		return nil, fmt.Errorf("open the program's /proc: %w", err)
 	}
-	if p.full, err = filter.Compile(watchFilter, watchSnapLen); err != nil {
-		return nil, fmt.Errorf("compile the watch filter: %w", err) // a constant: a bug
-	}
-	if p.shedProg, err = filter.Compile(watchShedFilter, watchSnapLen); err != nil {
-		return nil, fmt.Errorf("compile the watch filter: %w", err) // a constant: a bug
-	}
-	if p.quietProg, err = filter.Compile(watchQuietFilter, watchSnapLen); err != nil {
-		return nil, fmt.Errorf("compile the watch filter: %w", err) // a constant: a bug
+	if err := p.compileFilters(); err != nil {
+		return nil, err
 	}
 	if p.watch, err = rawcap.NewWatcher(&rawcap.Config{SnapLen: watchSnapLen, Filter: p.full}); err != nil {
 		return nil, err
@@ -214,6 +208,21 @@ func openProcs(netns, init, ifindex int) (_ *procs, err error) {
 		}
 	}()
 	return p, nil
+}
+
+// compileFilters compiles the watcher's three filters: full, while UDP is
+// shed, and while lookups are over budget.
+func (p *procs) compileFilters() error {
+	for _, f := range []struct {
+		prog *[]bpf.RawInstruction
+		expr string
+	}{{&p.full, watchFilter}, {&p.shedProg, watchShedFilter}, {&p.quietProg, watchQuietFilter}} {
+		var err error
+		if *f.prog, err = filter.Compile(f.expr, watchSnapLen); err != nil {
+			return fmt.Errorf("compile the watch filter %q: %w", f.expr, err) // a constant: a bug
+		}
+	}
+	return nil
 }
 
 // Close stops the watching and closes what p holds; it may be called

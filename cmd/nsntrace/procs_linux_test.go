@@ -9,11 +9,8 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"golang.org/x/net/bpf"
-
 	"github.com/nsntrace/nsntrace/internal/testbed"
 	"github.com/nsntrace/nsntrace/rawcap"
-	"github.com/nsntrace/nsntrace/rawcap/filter"
 )
 
 func TestSocketInode(t *testing.T) {
@@ -84,24 +81,7 @@ func FuzzSocketInode(f *testing.F) {
 // swap goes through the kernel (rawcap's TestWatcherSetFilter shows the
 // filters take effect).
 func TestShedBusyUDP(t *testing.T) {
-	testbed.RequirePrivileged(t)
-	ns := testbed.NewNS(t)
-	f, err := ns.Open()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	p := &procs{}
-	if p.full, err = filter.Compile(watchFilter, watchSnapLen); err != nil {
-		t.Fatal(err)
-	}
-	if p.shedProg, err = filter.Compile(watchShedFilter, watchSnapLen); err != nil {
-		t.Fatal(err)
-	}
-	if p.watch, err = rawcap.NewWatcher(&rawcap.Config{NetNS: int(f.Fd()), SnapLen: watchSnapLen, Filter: p.full}); err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := watchingProcs(t)
 	now := time.Now()
 	burst := func(n int) {
 		p.mu.Lock()
@@ -146,26 +126,7 @@ func TestShedBusyUDP(t *testing.T) {
 // rest of the window's connections are left unknown and the watcher is
 // quieted; the next window has a budget again.
 func TestLookupBudget(t *testing.T) {
-	testbed.RequirePrivileged(t)
-	ns := testbed.NewNS(t)
-	f, err := ns.Open()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	p := &procs{}
-	for _, c := range []struct {
-		prog *[]bpf.RawInstruction
-		expr string
-	}{{&p.full, watchFilter}, {&p.shedProg, watchShedFilter}, {&p.quietProg, watchQuietFilter}} {
-		if *c.prog, err = filter.Compile(c.expr, watchSnapLen); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if p.watch, err = rawcap.NewWatcher(&rawcap.Config{NetNS: int(f.Fd()), SnapLen: watchSnapLen, Filter: p.full}); err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := watchingProcs(t)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := time.Now()
@@ -184,4 +145,25 @@ func TestLookupBudget(t *testing.T) {
 	if !p.withinBudget(now.Add(2 * lookupWindow)) {
 		t.Fatal("no budget in the next window")
 	}
+}
+
+// watchingProcs is a procs with its filters and a watcher, bound to
+// nothing, in a namespace of the test's own: what shedding works on.
+func watchingProcs(t *testing.T) *procs {
+	t.Helper()
+	testbed.RequirePrivileged(t)
+	f, err := testbed.NewNS(t).Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	p := &procs{}
+	if err := p.compileFilters(); err != nil {
+		t.Fatal(err)
+	}
+	if p.watch, err = rawcap.NewWatcher(&rawcap.Config{NetNS: int(f.Fd()), SnapLen: watchSnapLen, Filter: p.full}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
 }
