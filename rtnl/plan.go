@@ -27,6 +27,10 @@ type Plan struct {
 	HostAddr, PeerAddr netip.Prefix
 	// HostAddr6 and PeerAddr6 share an IPv6 /64; zero when IPv6 is off.
 	HostAddr6, PeerAddr6 netip.Prefix
+
+	// claim holds the subnets against other runs (Reserve's plans only);
+	// Setup hands it to the Link.
+	claim *subnetClaim
 }
 
 // Config tunes Reserve. A nil *Config means defaults.

@@ -1,6 +1,7 @@
 package rtnl
 
 import (
+	"encoding"
 	"errors"
 	"fmt"
 	"net"
@@ -111,9 +112,10 @@ func hasDefault6(routes []rtnetlink.RouteMessage) bool {
 }
 
 // Reserve takes the host-wide lock and plans a run: unique interface names
-// and a subnet overlapping no address or route of the host. The returned
-// func releases the lock; call it once Setup has returned, so that the next
-// run sees this run's addresses.
+// and a subnet overlapping no address or route of the host and claimed
+// (claim_linux.go) by no other run. The returned func releases the lock,
+// and the claim too unless Setup took it over; call it once Setup has
+// returned, so that the next run sees this run's addresses.
 func Reserve(cfg *Config) (Plan, func(), error) {
 	c := Config{}
 	if cfg != nil {
@@ -135,26 +137,12 @@ func Reserve(cfg *Config) (Plan, func(), error) {
 			unlock()
 		}
 	}()
-	conn, err := rtnetlink.Dial(nil)
+	addrs, routes, err := hostAddressing()
 	if err != nil {
-		return Plan{}, nil, fmt.Errorf("dial rtnetlink: %w", err)
-	}
-	defer conn.Close()
-	addrs, err := conn.Address.List()
-	if err != nil {
-		return Plan{}, nil, fmt.Errorf("list addresses: %w", err)
-	}
-	routes, err := conn.Route.List()
-	if err != nil {
-		return Plan{}, nil, fmt.Errorf("list routes: %w", err)
+		return Plan{}, nil, err
 	}
 	if cfg == nil {
 		c.IPv6 = hasDefault6(routes)
-	}
-	used := usedPrefixes(addrs, routes)
-	sub, idx, err := pickSubnet(c.Pool, used)
-	if err != nil {
-		return Plan{}, nil, err
 	}
 	var name string
 	for {
@@ -163,8 +151,101 @@ func Reserve(cfg *Config) (Plan, func(), error) {
 			break
 		}
 	}
-	ok = true
-	return planFor(sub, idx, name, c), unlock, nil
+	used := usedPrefixes(addrs, routes)
+	for {
+		sub, idx, err := pickSubnet(c.Pool, used)
+		if err != nil {
+			return Plan{}, nil, err
+		}
+		p := planFor(sub, idx, name, c)
+		p.claim, err = claimSubnets(p.HostAddr, p.HostAddr6)
+		if errors.Is(err, errClaimed) {
+			// Another run holds it, though the dumps did not show its
+			// addresses: pass over it.
+			used = append(used, sub)
+			continue
+		}
+		if err != nil {
+			return Plan{}, nil, err
+		}
+		ok = true
+		return p, func() {
+			unlock()
+			if !p.claim.isOwned() {
+				p.claim.release()
+			}
+		}, nil
+	}
+}
+
+// hostAddressing dumps the addresses and routes of the host. A dump that
+// the kernel marks interrupted (NLM_F_DUMP_INTR: the tables changed while
+// it was read, and it may have missed entries) is done again.
+func hostAddressing() ([]rtnetlink.AddressMessage, []rtnetlink.RouteMessage, error) {
+	conn, err := netlink.Dial(unix.NETLINK_ROUTE, nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("dial rtnetlink: %w", err)
+	}
+	defer conn.Close()
+	var addrs []rtnetlink.AddressMessage
+	err = dump(conn, unix.RTM_GETADDR, &rtnetlink.AddressMessage{}, func(b []byte) error {
+		var m rtnetlink.AddressMessage
+		err := m.UnmarshalBinary(b)
+		addrs = append(addrs, m)
+		return err
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("list addresses: %w", err)
+	}
+	var routes []rtnetlink.RouteMessage
+	err = dump(conn, unix.RTM_GETROUTE, &rtnetlink.RouteMessage{}, func(b []byte) error {
+		var m rtnetlink.RouteMessage
+		err := m.UnmarshalBinary(b)
+		routes = append(routes, m)
+		return err
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("list routes: %w", err)
+	}
+	return addrs, routes, nil
+}
+
+// dumpTries bounds the repeats of an interrupted dump; the host's tables
+// do not change without end while a run holds the lock.
+const dumpTries = 10
+
+// dump sends the dump request typ with header req and passes each reply's
+// payload to add, from the first dump that was not interrupted.
+func dump(conn *netlink.Conn, typ netlink.HeaderType, req encoding.BinaryMarshaler, add func([]byte) error) error {
+	b, err := req.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	for try := 0; ; try++ {
+		msgs, err := conn.Execute(netlink.Message{
+			Header: netlink.Header{Type: typ, Flags: netlink.Request | netlink.Dump},
+			Data:   b,
+		})
+		if err != nil {
+			return err
+		}
+		intr := false
+		for _, m := range msgs {
+			intr = intr || m.Header.Flags&netlink.DumpInterrupted != 0
+		}
+		if intr && try+1 < dumpTries {
+			continue
+		}
+		if intr {
+			return fmt.Errorf("the dump was interrupted %d times in a row", dumpTries)
+		}
+		for _, m := range msgs {
+			if err := add(m.Data); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 }
 
 func usedPrefixes(addrs []rtnetlink.AddressMessage, routes []rtnetlink.RouteMessage) []netip.Prefix {
@@ -219,6 +300,7 @@ type Link struct {
 	index uint32
 	name  string
 	lo    uint32 // lo's index in the program's namespace
+	claim *subnetClaim
 	once  sync.Once
 	err   error
 }
@@ -315,6 +397,8 @@ func Setup(p Plan, childNetNS int) (_ *Link, err error) {
 			return nil, fmt.Errorf("add IPv6 default route: %w", err)
 		}
 	}
+	l.claim = p.claim
+	l.claim.own()
 	return l, nil
 }
 
@@ -374,6 +458,7 @@ func (l *Link) Close() error {
 			l.err = fmt.Errorf("delete veth %s: %w", l.name, err)
 		}
 		l.conn.Close()
+		l.claim.release() // the addresses went with the veth
 	})
 	return l.err
 }

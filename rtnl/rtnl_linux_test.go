@@ -198,3 +198,63 @@ func TestUnknownLinkKind(t *testing.T) {
 		t.Errorf("kfeature.Veth(%v) = %v", err, kfeature.Veth(err))
 	}
 }
+
+// TestReserveHonoursClaims: a subnet another run holds is passed over even
+// when no address of it is on the host (as when a dump misses one), and it
+// is free again once the holder lets go; a Link holds its claim from Setup
+// to Close.
+func TestReserveHonoursClaims(t *testing.T) {
+	in := testbed.NewInternet(t, nil)
+	reserve := func() Plan {
+		t.Helper()
+		var p Plan
+		err := in.H.Do(func() error {
+			var unlock func()
+			var err error
+			p, unlock, err = Reserve(nil)
+			if err == nil {
+				unlock() // no Setup: the claim goes with the lock
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	claim := func(p Plan) (*subnetClaim, error) {
+		var c *subnetClaim
+		err := in.H.Do(func() error {
+			var err error
+			c, err = claimSubnets(p.HostAddr, p.HostAddr6)
+			return err
+		})
+		return c, err
+	}
+
+	first := reserve()
+	other, err := claim(first) // another run, its addresses not yet visible
+	if err != nil {
+		t.Fatalf("claim %s after Reserve's unlock without Setup: %v", first.HostAddr, err)
+	}
+	if p := reserve(); p.HostAddr == first.HostAddr || p.HostAddr6.IsValid() && p.HostAddr6 == first.HostAddr6 {
+		t.Fatalf("Reserve planned %s/%s, held by another run", p.HostAddr, p.HostAddr6)
+	}
+	other.release()
+	if p := reserve(); p.HostAddr != first.HostAddr {
+		t.Fatalf("Reserve planned %s after the claim on %s was released", p.HostAddr, first.HostAddr)
+	}
+
+	p, l := setupIn(t, in.H, testbed.NewNS(t))
+	if _, err := claim(p); !errors.Is(err, errClaimed) {
+		t.Fatalf("claim %s of a set-up link: %v, want errClaimed", p.HostAddr, err)
+	}
+	if err := in.H.Do(l.Close); err != nil {
+		t.Fatal(err)
+	}
+	c, err := claim(p)
+	if err != nil {
+		t.Fatalf("claim %s after the link closed: %v", p.HostAddr, err)
+	}
+	c.release()
+}

@@ -10,6 +10,8 @@ import (
 
 var errOS = fmt.Errorf("rtnl: not implemented on %s", runtime.GOOS)
 
+type subnetClaim struct{}
+
 // Link is the host end of a run's veth pair; it exists only on Linux.
 type Link struct{}
 
