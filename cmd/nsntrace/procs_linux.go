@@ -134,7 +134,9 @@ type procs struct {
 	owners   map[uint32]int
 	scanned  time.Time // when the last scan ended
 	scanCost time.Duration
-	link     [64]byte
+	// descs are describe's answers of the last describeTTL, by pid.
+	descs map[int]described
+	link  [64]byte
 	// known are the answers, by conversation; order holds their keys,
 	// next the oldest.
 	known map[connKey]answer
@@ -172,7 +174,7 @@ type procs struct {
 // init and network namespace netns, and starts watching the veth with
 // interface index ifindex. The caller closes it.
 func openProcs(netns, init, ifindex int) (_ *procs, err error) {
-	p := &procs{owners: map[uint32]int{}, known: map[connKey]answer{}}
+	p := &procs{owners: map[uint32]int{}, known: map[connKey]answer{}, descs: map[int]described{}}
 	defer func() {
 		if err != nil {
 			p.Close()
@@ -429,8 +431,43 @@ func (p *procs) lookup(k connKey) answer {
 	if !ok {
 		return answer{}
 	}
-	pr, ok := p.describe(pid)
+	pr, ok := p.describeRecent(pid, start)
 	return answer{pr, ok}
+}
+
+// A service's connections all come to one listener, whose process is
+// described by reading two files: so what describe read is used again for
+// describeTTL, and a service taking thousands of connections a second
+// costs one netlink round trip for each. A process that exec'd within
+// describeTTL keeps its former name for that long. maxDescs bounds the
+// processes remembered.
+const (
+	describeTTL = time.Second
+	maxDescs    = 1024
+)
+
+// described is what describe answered for a pid, and when.
+type described struct {
+	p  summary.Process
+	at time.Time
+}
+
+// describeRecent is describe, from descs when it answered for pid within
+// describeTTL of now.
+func (p *procs) describeRecent(pid int, now time.Time) (summary.Process, bool) {
+	if d, ok := p.descs[pid]; ok && now.Sub(d.at) < describeTTL {
+		return d.p, true
+	}
+	pr, ok := p.describe(pid)
+	if !ok {
+		delete(p.descs, pid)
+		return pr, false
+	}
+	if len(p.descs) >= maxDescs {
+		clear(p.descs)
+	}
+	p.descs[pid] = described{pr, now}
+	return pr, true
 }
 
 // failure returns the first error of a lookup or of the watching; after

@@ -3,6 +3,8 @@
 package main
 
 import (
+	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -166,4 +168,37 @@ func watchingProcs(t *testing.T) *procs {
 	}
 	t.Cleanup(func() { p.Close() })
 	return p
+}
+
+// TestDescribeRecent: a process is described from /proc once, then from
+// memory for describeTTL (so it is still named just after it exited, as
+// the trade-off says), and read again after that.
+func TestDescribeRecent(t *testing.T) {
+	root, err := os.OpenRoot("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	p := &procs{proc: root, descs: map[int]described{}}
+	cmd := exec.Command("sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := cmd.Process.Pid
+	now := time.Now()
+	pr, ok := p.describeRecent(pid, now)
+	if !ok || pr.Comm != "sleep" || pr.Cmdline != "sleep 60" || pr.Pid != pid {
+		t.Fatalf("describeRecent(%d) = %+v, %v", pid, pr, ok)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	if pr, ok := p.describeRecent(pid, now.Add(describeTTL/2)); !ok || pr.Comm != "sleep" {
+		t.Errorf("within describeTTL: %+v, %v, want the remembered sleep", pr, ok)
+	}
+	if pr, ok := p.describeRecent(pid, now.Add(describeTTL)); ok {
+		t.Errorf("after describeTTL, of a process gone: %+v, want none", pr)
+	}
+	if _, ok := p.descs[pid]; ok {
+		t.Errorf("a process gone is still remembered")
+	}
 }
