@@ -190,9 +190,11 @@ func hostAddressing() ([]rtnetlink.AddressMessage, []rtnetlink.RouteMessage, err
 	var addrs []rtnetlink.AddressMessage
 	err = dump(conn, unix.RTM_GETADDR, &rtnetlink.AddressMessage{}, func(b []byte) error {
 		var m rtnetlink.AddressMessage
-		err := m.UnmarshalBinary(b)
+		if err := m.UnmarshalBinary(b); err != nil {
+			return err
+		}
 		addrs = append(addrs, m)
-		return err
+		return nil
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("list addresses: %w", err)
@@ -200,9 +202,11 @@ func hostAddressing() ([]rtnetlink.AddressMessage, []rtnetlink.RouteMessage, err
 	var routes []rtnetlink.RouteMessage
 	err = dump(conn, unix.RTM_GETROUTE, &rtnetlink.RouteMessage{}, func(b []byte) error {
 		var m rtnetlink.RouteMessage
-		err := m.UnmarshalBinary(b)
+		if err := m.UnmarshalBinary(b); err != nil {
+			return err
+		}
 		routes = append(routes, m)
-		return err
+		return nil
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("list routes: %w", err)
@@ -210,8 +214,9 @@ func hostAddressing() ([]rtnetlink.AddressMessage, []rtnetlink.RouteMessage, err
 	return addrs, routes, nil
 }
 
-// dumpTries bounds the repeats of an interrupted dump; the host's tables
-// do not change without end while a run holds the lock.
+// dumpTries bounds the dumps of one table: the changes that interrupt
+// one come in bursts (a run starting or ending), and after that many the
+// last dump is used anyway, the claims keeping runs apart regardless.
 const dumpTries = 10
 
 // dump sends the dump request typ with header req and passes each reply's
@@ -221,7 +226,7 @@ func dump(conn *netlink.Conn, typ netlink.HeaderType, req encoding.BinaryMarshal
 	if err != nil {
 		return err
 	}
-	for try := 0; ; try++ {
+	for try := 1; ; try++ {
 		msgs, err := conn.Execute(netlink.Message{
 			Header: netlink.Header{Type: typ, Flags: netlink.Request | netlink.Dump},
 			Data:   b,
@@ -229,15 +234,8 @@ func dump(conn *netlink.Conn, typ netlink.HeaderType, req encoding.BinaryMarshal
 		if err != nil {
 			return err
 		}
-		intr := false
-		for _, m := range msgs {
-			intr = intr || m.Header.Flags&netlink.DumpInterrupted != 0
-		}
-		if intr && try+1 < dumpTries {
+		if try < dumpTries && interrupted(msgs) {
 			continue
-		}
-		if intr {
-			return fmt.Errorf("the dump was interrupted %d times in a row", dumpTries)
 		}
 		for _, m := range msgs {
 			if err := add(m.Data); err != nil {
@@ -246,6 +244,17 @@ func dump(conn *netlink.Conn, typ netlink.HeaderType, req encoding.BinaryMarshal
 		}
 		return nil
 	}
+}
+
+// interrupted reports whether the kernel flagged any message of a dump
+// NLM_F_DUMP_INTR.
+func interrupted(msgs []netlink.Message) bool {
+	for _, m := range msgs {
+		if m.Header.Flags&netlink.DumpInterrupted != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func usedPrefixes(addrs []rtnetlink.AddressMessage, routes []rtnetlink.RouteMessage) []netip.Prefix {

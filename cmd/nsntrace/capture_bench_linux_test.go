@@ -37,6 +37,7 @@ func benchHandle(b *testing.B, size int, many, withSum bool) {
 	}
 	id, _ := w.AddInterface(pcapng.Interface{LinkType: pcapng.LinkTypeEthernet})
 	c := &capture{w: w, iface: id, programSide: true}
+	c.main.mu = &c.mu // as newCapture does
 	if withSum {
 		c.sum = newSummarizer()
 	}
