@@ -46,7 +46,8 @@ func claimSubnets(ps ...netip.Prefix) (*subnetClaim, error) {
 			return nil, fmt.Errorf("claim subnet %s: %w", p, err)
 		}
 		c.fds = append(c.fds, fd)
-		// A leading NUL in the name makes it abstract (unix(7)).
+		// x/sys/unix turns the leading @ into the NUL byte that makes
+		// the name abstract (unix(7)).
 		err = unix.Bind(fd, &unix.SockaddrUnix{Name: "@" + claimName(p)})
 		if errors.Is(err, unix.EADDRINUSE) {
 			c.release()
