@@ -226,18 +226,52 @@ func (w *ngWriter) AddInterface(ifc Interface) (int, error) {
 	return len(w.snaplens) - 1, w.maybeFlush()
 }
 
-// WritePacket writes an Enhanced Packet Block. Its fast path fills the
-// block in place in the buffer and does not allocate.
+// WritePacket writes an Enhanced Packet Block. It does not allocate. Its
+// fast path, for what nearly every captured packet is (valid, with
+// direction flags and no other option, fitting in the buffer), tests once
+// and fills the block in place.
 func (w *ngWriter) WritePacket(p *Packet) error {
-	if w.err != nil {
-		return w.err
-	}
-	// One cheap test for the common case; invalidPacket says what is
-	// wrong (and is the only part that allocates).
 	n := len(p.Data)
 	orig := p.Length
 	if orig == 0 {
 		orig = n
+	}
+	flags := uint32(p.Direction) | uint32(p.Reception)<<2
+	dataEnd := epbHeaderLen + pad4(n)
+	total := dataEnd + epbFlagsTail
+	l := len(w.buf)
+	if w.err != nil || w.bad(p, n, orig) || flags == 0 || p.Comment != "" || p.DropCount != 0 ||
+		len(w.nrb) > 0 || total > cap(w.buf)-l {
+		return w.writePacket(p, n, orig, flags)
+	}
+	b := w.buf[l : l+total : l+total]
+	w.buf = w.buf[:l+total]
+	// The padding first (copy overwrites all but the padding): with no
+	// data this word is the original length, which the header then sets.
+	le.PutUint32(b[dataEnd-4:], 0)
+	putEPBHeader(b, p, total, n, orig)
+	copy(b[epbHeaderLen:], p.Data)
+	o := b[dataEnd:]
+	le.PutUint32(o[0:], optEPBFlags|4<<16) // code, length 4
+	le.PutUint32(o[4:], flags)
+	le.PutUint32(o[8:], 0) // opt_endofopt
+	le.PutUint32(o[12:], uint32(total))
+	w.delivered[p.Interface]++
+	if w.full() {
+		return w.flush(true)
+	}
+	return nil
+}
+
+// epbFlagsTail is what follows the data of a block whose only option is
+// epb_flags: that option, opt_endofopt and the trailing length.
+const epbFlagsTail = 8 + 4 + 4
+
+// writePacket is WritePacket for every other case: an invalid packet, no
+// direction, other options, pending names, or a block that does not fit.
+func (w *ngWriter) writePacket(p *Packet, n, orig int, flags uint32) error {
+	if w.err != nil {
+		return w.err
 	}
 	if w.bad(p, n, orig) {
 		return w.invalidPacket(p)
@@ -247,19 +281,9 @@ func (w *ngWriter) WritePacket(p *Packet) error {
 			return err
 		}
 	}
-
-	flags := uint32(p.Direction) | uint32(p.Reception)<<2
-	opts := 0
-	if flags != 0 {
-		opts = 8 + 4 // epb_flags, opt_endofopt
-	}
-	rare := p.Comment != "" || p.DropCount != 0
-	if rare {
-		opts = epbOptionsLen(p, flags)
-	}
+	opts := epbOptionsLen(p, flags)
 	dataEnd := epbHeaderLen + pad4(n)
 	total := dataEnd + opts + 4
-
 	b := w.grow(total)
 	if b == nil {
 		// Only with a snap length above the buffer's slack.
@@ -270,13 +294,8 @@ func (w *ngWriter) WritePacket(p *Packet) error {
 		le.PutUint32(b[dataEnd-4:], 0) // zero the padding; copy overwrites the rest
 	}
 	copy(b[epbHeaderLen:], p.Data)
-	if rare {
+	if opts > 0 {
 		putEPBOptions(b[dataEnd:total-4], p, flags)
-	} else if flags != 0 {
-		o := b[dataEnd : dataEnd+12]
-		le.PutUint32(o[0:], optEPBFlags|4<<16) // code, length 4
-		le.PutUint32(o[4:], flags)
-		le.PutUint32(o[8:], 0) // opt_endofopt
 	}
 	le.PutUint32(b[total-4:], uint32(total))
 	w.delivered[p.Interface]++

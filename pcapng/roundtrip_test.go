@@ -572,3 +572,41 @@ func (r *recordWriter) Write(p []byte) (int, error) {
 	r.sizes = append(r.sizes, len(p))
 	return len(p), nil
 }
+
+// TestShortPackets checks the fast path of WritePacket at the sizes where
+// its padding word and the header overlap: no data at all (the padding
+// word is then the original length) up to one padded word.
+func TestShortPackets(t *testing.T) {
+	var out bytes.Buffer
+	w, err := NewWriter(&out, &Config{Format: FormatPcapNG})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.AddInterface(Interface{LinkType: LinkTypeEthernet}); err != nil {
+		t.Fatal(err)
+	}
+	data := []byte{0xa1, 0xa2, 0xa3, 0xa4, 0xa5}
+	for n := 0; n <= len(data); n++ {
+		p := &Packet{Timestamp: int64(n), Length: 60 + n, Data: data[:n], Direction: DirectionInbound, Reception: ReceptionUnicast}
+		if err := w.WritePacket(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f, err := parseNg(out.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.packets) != len(data)+1 {
+		t.Fatalf("%d packets, want %d", len(f.packets), len(data)+1)
+	}
+	for n, p := range f.packets {
+		flags, ok := opt(p.opts, optEPBFlags)
+		if p.ts != uint64(n) || p.caplen != uint32(n) || p.origlen != uint32(60+n) || !bytes.Equal(p.data, data[:n]) ||
+			!ok || le.Uint32(flags) != uint32(DirectionInbound)|uint32(ReceptionUnicast)<<2 {
+			t.Errorf("packet of %d bytes read back as ts %d, caplen %d, origlen %d, data % x, flags % x", n, p.ts, p.caplen, p.origlen, p.data, flags)
+		}
+	}
+}
