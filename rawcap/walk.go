@@ -30,8 +30,9 @@ const (
 	sllIfindex      = sllOff + 4
 	sllPkttype      = sllOff + 10
 	sllLen          = 20
-	statusVlanValid = 0x10 // TP_STATUS_VLAN_VALID
-	statusTPIDValid = 0x40 // TP_STATUS_VLAN_TPID_VALID
+	hdrsLen         = sllOff + sllLen // the packet header and its sockaddr_ll
+	statusVlanValid = 0x10            // TP_STATUS_VLAN_VALID
+	statusTPIDValid = 0x40            // TP_STATUS_VLAN_TPID_VALID
 	etherTypeVLAN   = 0x8100
 )
 
@@ -63,37 +64,23 @@ func (w *walker) walk(block []byte, numPkts uint32, fn func(*Packet) error) erro
 	}
 	off := uint64(ne.Uint32(block[bdOffFirstPkt:]))
 	for i := uint32(0); i < numPkts; i++ {
-		if off < blockHeaderLen || off+sllOff+sllLen > uint64(len(block)) {
+		if off < blockHeaderLen || off+hdrsLen > uint64(len(block)) {
 			return corrupt(i, numPkts, off, "header out of the block")
 		}
-		h := block[off:]
+		// One bounds check for the headers: the fields below are read
+		// at constant offsets of an array.
+		h := (*[hdrsLen]byte)(block[off : off+hdrsLen])
 		mac := uint64(ne.Uint16(h[hdrMac:]))
 		snap := uint64(ne.Uint32(h[hdrSnaplen:]))
-		if mac < sllOff+sllLen || off+mac+snap > uint64(len(block)) {
+		if mac < hdrsLen || off+mac+snap > uint64(len(block)) {
 			return corrupt(i, numPkts, off, fmt.Sprintf("data at %d+%d", mac, snap))
 		}
-		data := h[mac : mac+snap]
+		data := block[off+mac : off+mac+snap]
 		status := ne.Uint32(h[hdrStatus:])
 		w.pkt.Length = int(ne.Uint32(h[hdrLen:]))
 		w.pkt.InRing = true
 		if status&statusVlanValid != 0 && len(data) >= 12 {
-			tpid := uint16(etherTypeVLAN)
-			if status&statusTPIDValid != 0 {
-				tpid = ne.Uint16(h[hdrVlanTPID:])
-			}
-			tci := uint16(ne.Uint32(h[hdrVlanTCI:]))
-			n := len(data) + 4
-			if cap(w.scratch) < n {
-				w.scratch = make([]byte, n, max(n, 64<<10))
-			}
-			s := w.scratch[:n]
-			copy(s, data[:12])
-			binary.BigEndian.PutUint16(s[12:], tpid)
-			binary.BigEndian.PutUint16(s[14:], tci)
-			copy(s[16:], data[12:])
-			data = s
-			w.pkt.Length += 4
-			w.pkt.InRing = false
+			data = w.untag(h, data)
 		}
 		if w.snapLen > 0 && len(data) > w.snapLen {
 			data = data[:w.snapLen]
@@ -115,4 +102,27 @@ func (w *walker) walk(block []byte, numPkts uint32, fn func(*Packet) error) erro
 		off += next
 	}
 	return nil
+}
+
+// untag returns data, a packet whose VLAN tag the kernel stripped into
+// the headers h, with the tag put back, in the scratch buffer; it counts
+// the tag in the packet's length.
+func (w *walker) untag(h *[hdrsLen]byte, data []byte) []byte {
+	tpid := uint16(etherTypeVLAN)
+	if ne.Uint32(h[hdrStatus:])&statusTPIDValid != 0 {
+		tpid = ne.Uint16(h[hdrVlanTPID:])
+	}
+	tci := uint16(ne.Uint32(h[hdrVlanTCI:]))
+	n := len(data) + 4
+	if cap(w.scratch) < n {
+		w.scratch = make([]byte, n, max(n, 64<<10))
+	}
+	s := w.scratch[:n]
+	copy(s, data[:12])
+	binary.BigEndian.PutUint16(s[12:], tpid)
+	binary.BigEndian.PutUint16(s[14:], tci)
+	copy(s[16:], data[12:])
+	w.pkt.Length += 4
+	w.pkt.InRing = false
+	return s
 }
