@@ -237,9 +237,10 @@ func tools() []tool {
 	ring := *flagRing
 	all := []tool{
 		{"nsntrace", func(dev, out string) []string {
-			return []string{*flagBin, "--interface", dev, "-o", out}
+			return []string{*flagBin, "--interface", dev, "-B", strconv.Itoa(ring << 10), "-o", out}
 		}},
 		{"nsntrace-alt", func(dev, out string) []string {
+			// No -B: the other build may predate it; its default ring is 64 MiB.
 			return []string{*flagAlt, "--interface", dev, "-o", out}
 		}},
 		{"tcpdump", func(dev, out string) []string {

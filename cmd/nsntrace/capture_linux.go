@@ -39,7 +39,7 @@ func prepareCapture(o *options) ([]bpf.RawInstruction, *captureFile, error) {
 // ringConfig is the ring for o with the filter prog; live when packets
 // must reach the reader at once.
 func ringConfig(o *options, prog []bpf.RawInstruction, live bool) *rawcap.Config {
-	c := &rawcap.Config{SnapLen: o.snapLen, Filter: prog}
+	c := &rawcap.Config{SnapLen: o.snapLen, Filter: prog, RingSize: o.bufferKiB << 10}
 	if live {
 		c.BlockTimeout = liveBlockTimeout
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/nsntrace/nsntrace/internal/policy"
 	"github.com/nsntrace/nsntrace/nft"
 	"github.com/nsntrace/nsntrace/pcapng"
+	"github.com/nsntrace/nsntrace/rawcap"
 )
 
 // Exit codes of nsntrace itself (child's, in the convention of env(1),
@@ -40,6 +41,10 @@ const (
 // socket for one GSO packet on a veth.
 const defaultSnapLen = pcapng.DefaultSnapLen
 
+// maxBufferKiB is the largest ring -B takes, 1 GiB: within an int on
+// 32-bit CPUs, and more kernel memory than a trace should ever pin.
+const maxBufferKiB = 1 << 20
+
 // genDocsFunc writes the man page and shell completions; set only in the
 // documentation build (docs.go, build tag gendocs).
 var genDocsFunc func(dir string) error
@@ -53,6 +58,7 @@ type options struct {
 	user           string
 	publicDNS      bool
 	snapLen        int
+	bufferKiB      int // -B: each ring's size
 	packetBuffered bool
 	quiet          bool
 	version        bool
@@ -206,6 +212,7 @@ func newCommand(o *options) *cobra.Command {
 	f.StringVarP(&o.user, "user", "u", "", "run PROGRAM as `USER` (name or UID), without capabilities")
 	f.BoolVar(&o.publicDNS, "use-public-dns", false, "give PROGRAM public resolvers (Quad9, Cloudflare, Google, OpenDNS) instead of the host's")
 	f.IntVarP(&o.snapLen, "snaplen", "s", defaultSnapLen, "capture at most `N` bytes of each packet")
+	f.IntVarP(&o.bufferKiB, "buffer-size", "B", rawcap.DefaultRingSize>>10, "give each capture ring (the veth's, and lo's) `KIB` kibibytes of kernel memory; a larger ring absorbs longer stalls of the file system")
 	f.BoolVarP(&o.packetBuffered, "packet-buffered", "U", false, "write each packet out at once (implied by -o -)")
 	f.BoolVar(&o.tlsKeys, "tls-keys", false, "give PROGRAM an SSLKEYLOGFILE and write the TLS keys it logs into the pcapng file, so that Wireshark decrypts its TLS (the file then holds secrets)")
 	f.BoolVar(&o.noLoopback, "no-loopback", false, "leave out the program's own loopback interface (lo), captured by default as a second interface of the pcapng file")
@@ -365,6 +372,9 @@ func (o *options) check() error {
 	}
 	if o.snapLen < 0 || o.snapLen > defaultSnapLen {
 		return &usageError{fmt.Sprintf("--snaplen %d: must be between 1 and %d", o.snapLen, defaultSnapLen)}
+	}
+	if lo := 2 * rawcap.BlockSizeFor(o.snapLen) >> 10; o.bufferKiB < lo || o.bufferKiB > maxBufferKiB {
+		return &usageError{fmt.Sprintf("--buffer-size %d: must be between %d (two of the ring's %d KiB blocks at this snap length) and %d KiB", o.bufferKiB, lo, lo/2, maxBufferKiB)}
 	}
 	if _, err := outputFormat(o.output, o.format); err != nil {
 		return &usageError{err.Error()}

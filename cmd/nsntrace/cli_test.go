@@ -118,6 +118,18 @@ func TestParseLimits(t *testing.T) {
 	}
 }
 
+func TestParseBufferSize(t *testing.T) {
+	if o := mustParse(t, "ls"); o.bufferKiB != 65536 {
+		t.Errorf("default ring of %d KiB, want 64 MiB", o.bufferKiB)
+	}
+	if o := mustParse(t, "-s", "1500", "-B", "512", "ls"); o.bufferKiB != 512 {
+		t.Errorf("-s 1500 -B 512: ring of %d KiB", o.bufferKiB)
+	}
+	if o := mustParse(t, "--buffer-size=2048", "ls"); o.bufferKiB != 2048 {
+		t.Errorf("--buffer-size=2048: ring of %d KiB", o.bufferKiB)
+	}
+}
+
 func TestParseErrors(t *testing.T) {
 	tests := []struct {
 		args []string
@@ -129,6 +141,9 @@ func TestParseErrors(t *testing.T) {
 		{[]string{"-F", "json", "ls"}, "pcapng or pcap"},
 		{[]string{"-s", "-1", "ls"}, "--snaplen"},
 		{[]string{"-s", "300000", "ls"}, "--snaplen"},
+		{[]string{"-B", "1023", "ls"}, "--buffer-size 1023: must be between 1024 (two of the ring's 512 KiB blocks at this snap length) and 1048576 KiB"},
+		{[]string{"-B", "1048577", "ls"}, "--buffer-size 1048577"},
+		{[]string{"-s", "1500", "-B", "256", "ls"}, "between 512 (two of the ring's 256 KiB blocks"},
 		{[]string{"--version", "ls"}, "take no program"},
 		{[]string{"--cleanup", "--version"}, "exclude each other"},
 		{[]string{"--tls-keys", "-C", "1", "curl"}, "--tls-keys does not work with -C or -G"},

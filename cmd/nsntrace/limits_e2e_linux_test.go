@@ -324,3 +324,37 @@ func TestOwner(t *testing.T) {
 	}
 	e.clean(token)
 }
+
+// TestBufferSize: -B sizes each ring the kernel maps for nsntrace, the
+// veth's and lo's, as /proc/PID/maps shows the packet sockets' mappings.
+func TestBufferSize(t *testing.T) {
+	t.Parallel()
+	e := newE2E(t, nil)
+	e = &e2e{t: t, in: e.in, bin: e.bin, dir: t.TempDir()}
+	token := fmt.Sprintf("nsntrace-e2e-ring-%d-%d", os.Getpid(), time.Now().UnixNano())
+	var se testbed.SyncBuffer
+	cmd := e.startForever(filepath.Join(e.dir, "b.pcapng"), token, &se, "-B", "3072")
+	defer func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		waitEnd(t, cmd, "SIGTERM")
+		e.clean(token)
+	}()
+	maps, err := os.ReadFile(fmt.Sprintf("/proc/%d/maps", cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sizes []uint64
+	for _, l := range strings.Split(string(maps), "\n") {
+		if !strings.Contains(l, "socket:[") {
+			continue
+		}
+		var lo, hi uint64
+		if _, err := fmt.Sscanf(l, "%x-%x", &lo, &hi); err != nil {
+			t.Fatalf("%q: %v", l, err)
+		}
+		sizes = append(sizes, hi-lo)
+	}
+	if len(sizes) != 2 || sizes[0] != 3<<20 || sizes[1] != 3<<20 {
+		t.Errorf("-B 3072: the packet sockets' mappings are %v bytes, want two rings of 3 MiB\n%s", sizes, maps)
+	}
+}

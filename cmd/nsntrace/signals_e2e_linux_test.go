@@ -18,14 +18,14 @@ import (
 	"github.com/nsntrace/nsntrace/internal/testbed"
 )
 
-// startForever starts a trace of a program that sends one datagram, says
-// it is ready and then sleeps for an hour, and waits until it is ready.
-// The caller ends it; stderr collects nsntrace's messages.
-func (e *e2e) startForever(file, token string, stderr io.Writer) *exec.Cmd {
+// startForever starts a trace, with flags, of a program that sends one
+// datagram, says it is ready and then sleeps for an hour, and waits until
+// it is ready. The caller ends it; stderr collects nsntrace's messages.
+func (e *e2e) startForever(file, token string, stderr io.Writer, flags ...string) *exec.Cmd {
 	t := e.t
 	t.Helper()
 	ready := filepath.Join(e.dir, "ready")
-	cmd := e.cmd(append([]string{"-o", file},
+	cmd := e.cmd(append(append(flags, "-o", file),
 		helper("token", token, "udp", testbed.UpstreamAddr.String()+":7", "x", "touch", ready, "sleep", "1h")...)...)
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
