@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -53,11 +54,19 @@ http {
 }
 
 type httpSample struct {
-	rps, p99ms       float64
+	rps, p99ms float64
+	// cpuPerReq is the machine's busy CPU (user, system, interrupts; not
+	// idle, not stolen by the hypervisor) per request, in µs; steal is
+	// the share of CPU time the hypervisor took for others meanwhile.
+	cpuPerReq, steal float64
 	captured, drops  float64
 	inFiles, hasCapt bool
 	filePackets      float64
 }
+
+// httpRingKiB is tcpdump's ring in table 6, and that of the nsntrace row
+// that compares at the same size.
+const httpRingKiB = "8192"
 
 // httpTable loads nginx, published on the host's port by nsntrace -p (or
 // by equivalent hand-made veth, DNAT and masquerade with no capture, or
@@ -141,6 +150,9 @@ X`); err != nil {
 		{"nsntrace -p -C 10 (all files kept)", "8080", func() *exec.Cmd {
 			return h.cmd(append([]string{*flagBin, "-p", "8080:80", "-C", "10", "-o", file}, nginx...)...)
 		}, func() []string { m, _ := filepath.Glob(file + "*"); return m }},
+		{"nsntrace -p -B 8192 (tcpdump's ring)", "8080", func() *exec.Cmd {
+			return h.cmd(append([]string{*flagBin, "-p", "8080:80", "-B", httpRingKiB, "-o", file}, nginx...)...)
+		}, func() []string { return []string{file} }},
 		{"tcpdump on the veth instead", "8081", nil, func() []string { return []string{file + ".tcpdump"} }},
 	}
 	modes := []struct {
@@ -165,24 +177,23 @@ X`); err != nil {
 		}
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 2, 8, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "load\tpath\treq/s\tratio\tp99 ms\tcaptured\tkernel drops\tpackets in files\t")
+	fmt.Fprintln(tw, "load\tpath\treq/s\tratio\tCPU µs/req\tratio\tsteal\tp99 ms\tcaptured\tkernel drops\tpackets in files\t")
 	for _, m := range modes {
-		base := 0.0
+		base, cbase := 0.0, 0.0
 		for i, row := range rows {
 			ss := res[m.name+"|"+row.name]
-			col := func(f func(httpSample) float64, format string) string {
+			field := func(f func(httpSample) float64) []float64 {
 				var v []float64
 				for _, s := range ss {
 					v = append(v, f(s))
 				}
-				return statf(v, 1, format)
+				return v
 			}
-			var rps []float64
-			for _, s := range ss {
-				rps = append(rps, s.rps)
-			}
+			col := func(f func(httpSample) float64, format string) string { return statf(field(f), 1, format) }
+			rps := field(func(s httpSample) float64 { return s.rps })
+			cpr := field(func(s httpSample) float64 { return s.cpuPerReq })
 			if i == 0 {
-				base = median(rps)
+				base, cbase = median(rps), median(cpr)
 			}
 			capt, drops, inf := "-", "-", "-"
 			if ss[0].hasCapt {
@@ -190,8 +201,9 @@ X`); err != nil {
 				drops = col(func(s httpSample) float64 { return s.drops }, "%.0f")
 				inf = col(func(s httpSample) float64 { return s.filePackets }, "%.0f")
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%.2f\t%s\t%s\t%s\t%s\t\n", m.name, row.name, col(func(s httpSample) float64 { return s.rps }, "%.0f"),
-				median(rps)/base, col(func(s httpSample) float64 { return s.p99ms }, "%.2f"), capt, drops, inf)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%.2f\t%s\t%.2f\t%s\t%s\t%s\t%s\t%s\t\n", m.name, row.name, col(func(s httpSample) float64 { return s.rps }, "%.0f"),
+				median(rps)/base, col(func(s httpSample) float64 { return s.cpuPerReq }, "%.1f"), median(cpr)/cbase,
+				col(func(s httpSample) float64 { return 100 * s.steal }, "%.0f%%"), col(func(s httpSample) float64 { return s.p99ms }, "%.2f"), capt, drops, inf)
 		}
 	}
 	tw.Flush()
@@ -206,7 +218,7 @@ func httpRun(h, u, p netns, name, port string, start func() *exec.Cmd, files fun
 	var srv, dump *exec.Cmd
 	var out bytes.Buffer
 	if start == nil { // tcpdump beside the plain path
-		dump = h.cmd("tcpdump", "-q", "-n", "-B", "8192", "-s", "262144", "-i", "plainh", "-w", file+".tcpdump")
+		dump = h.cmd("tcpdump", "-q", "-n", "-B", httpRingKiB, "-s", "262144", "-i", "plainh", "-w", file+".tcpdump")
 		dump.Stderr = &out
 		if err := dump.Start(); err != nil {
 			return s, err
@@ -237,7 +249,9 @@ func httpRun(h, u, p netns, name, port string, start func() *exec.Cmd, files fun
 		return s, fmt.Errorf("server never answered: %v: %s", err, out.String())
 	}
 	args := append([]string{"wrk", "-t2", "-c32", "-d" + strconv.Itoa(secs) + "s", "--latency"}, wrkArgs...)
+	c0, cerr0 := readCPUTimes()
 	wout, werr := u.cmd(append(args, url)...).CombinedOutput()
+	c1, cerr1 := readCPUTimes()
 	stop(srv)
 	if dump != nil {
 		stop(dump)
@@ -253,6 +267,11 @@ func httpRun(h, u, p netns, name, port string, start func() *exec.Cmd, files fun
 	s.rps, _ = strconv.ParseFloat(string(m[1]), 64)
 	s.p99ms, _ = strconv.ParseFloat(string(l[1]), 64)
 	s.p99ms *= map[string]float64{"us": 1e-3, "ms": 1, "s": 1e3}[string(l[2])]
+	if err := errors.Join(cerr0, cerr1); err != nil {
+		return s, err
+	}
+	s.cpuPerReq = (c1.busy - c0.busy).Seconds() * 1e6 / (s.rps * float64(secs))
+	s.steal = (c1.steal - c0.steal).Seconds() / (c1.all - c0.all).Seconds()
 	if files != nil {
 		text := out.String()
 		c, ok1 := firstUint(reNsnCap, text)
@@ -274,4 +293,34 @@ func httpRun(h, u, p netns, name, port string, start func() *exec.Cmd, files fun
 		}
 	}
 	return s, nil
+}
+
+// cpuTimes are the machine's CPU times, over all CPUs.
+type cpuTimes struct{ busy, steal, all time.Duration }
+
+// readCPUTimes reads the first line of /proc/stat (proc(5)): user nice
+// system idle iowait irq softirq steal, in USER_HZ ticks.
+func readCPUTimes() (cpuTimes, error) {
+	var t cpuTimes
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return t, err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return t, fmt.Errorf("/proc/stat: unexpected first line %q", line)
+	}
+	var v [8]time.Duration
+	for i := range v {
+		n, err := strconv.ParseUint(f[i+1], 10, 63)
+		if err != nil {
+			return t, fmt.Errorf("/proc/stat: %w", err)
+		}
+		v[i] = time.Duration(n) * time.Second / 100 // USER_HZ is 100 on Linux
+	}
+	t.busy = v[0] + v[1] + v[2] + v[5] + v[6]
+	t.steal = v[7]
+	t.all = t.busy + v[3] + v[4] + v[7]
+	return t, nil
 }
