@@ -347,8 +347,7 @@ func TestOldKernelTableGoneAfterSIGKILL(t *testing.T) {
 // ip and ip6 tables without the owner flag that masquerade both families,
 // and Close removes them and ends the reaper.
 func TestOldKernelMasquerade(t *testing.T) {
-	forceFeatures = &features{}
-	t.Cleanup(func() { forceFeatures = nil })
+	oldKernel(t)
 	in := testbed.NewInternet(t, nil)
 	c, p, tb := run(t, in)
 	if got := fetch(t, c, "http://198.51.100.80:8080/v4"); got != testbed.HTTPBody {
@@ -549,5 +548,25 @@ func TestSweepSaysWhatItRemoved(t *testing.T) {
 	did = strings.Join(sweep(t, a), "\n")
 	if want := fmt.Sprintf("of network namespace net:[%d], which no longer exists", ino); !strings.Contains(did, want) {
 		t.Errorf("Sweep after the namespace was deleted said %q, want %q", did, want)
+	}
+}
+
+// oldKernel makes the rest of the test see a kernel without the nftables
+// features of later ones (owner tables, nat in inet tables).
+func oldKernel(t *testing.T) {
+	forceFeatures = &features{}
+	t.Cleanup(func() { forceFeatures = nil })
+}
+
+// newAndOld runs f as a subtest on this kernel, then as on an old one
+// (old true).
+func newAndOld(t *testing.T, f func(t *testing.T, old bool)) {
+	for _, old := range []bool{false, true} {
+		t.Run(fmt.Sprint("old=", old), func(t *testing.T) {
+			if old {
+				oldKernel(t)
+			}
+			f(t, old)
+		})
 	}
 }

@@ -103,53 +103,47 @@ func TestPublishChainsSpec(t *testing.T) {
 // as the Spec says, and the upstream reaches a server in the run's
 // namespace through the host's port.
 func TestPublishInstalled(t *testing.T) {
-	for _, old := range []bool{false, true} {
-		t.Run(fmt.Sprint("old=", old), func(t *testing.T) {
-			if old {
-				forceFeatures = &features{}
-				t.Cleanup(func() { forceFeatures = nil })
+	newAndOld(t, func(t *testing.T, old bool) {
+		in := testbed.NewInternet(t, nil)
+		c, p, tb := runPorts(t, in, []Port{{Proto: TCP, HostPort: 8082, Port: 8081}})
+		serve(t, c)
+		for _, to := range []string{"10.77.0.2:8082", "[fd77::2]:8082"} {
+			if !reaches(t, in.U, netip.MustParseAddrPort(to)) {
+				t.Errorf("upstream does not reach %s", to)
 			}
-			in := testbed.NewInternet(t, nil)
-			c, p, tb := runPorts(t, in, []Port{{Proto: TCP, HostPort: 8082, Port: 8081}})
-			serve(t, c)
-			for _, to := range []string{"10.77.0.2:8082", "[fd77::2]:8082"} {
-				if !reaches(t, in.U, netip.MustParseAddrPort(to)) {
-					t.Errorf("upstream does not reach %s", to)
+		}
+		if reaches(t, in.U, netip.AddrPortFrom(testbed.HostAddr, 8083)) {
+			t.Errorf("upstream reaches an unpublished port")
+		}
+		lists := map[string]string{}
+		if old {
+			lists["ip"] = in.H.Run(t, "nft", "list", "table", "ip", tb.Name())
+			lists["ip6"] = in.H.Run(t, "nft", "list", "table", "ip6", tb.Name())
+		} else {
+			l := in.H.Run(t, "nft", "list", "table", "inet", tb.Name())
+			lists["ip"], lists["ip6"] = l, l
+		}
+		for fam, want := range map[string][]string{
+			"ip": {
+				fmt.Sprintf(`iifname != "%s" fib daddr type local tcp dport 8082 dnat ip to %s:8081`, p.HostIf, p.PeerAddr.Addr()),
+				fmt.Sprintf(`fib daddr type local ip daddr != 127.0.0.0/8 tcp dport 8082 dnat ip to %s:8081`, p.PeerAddr.Addr()),
+				fmt.Sprintf(`oifname "%s" tcp dport 8081 ct status dnat accept`, p.HostIf),
+				"type nat hook prerouting priority dstnat; policy accept;",
+				"type nat hook output priority -100; policy accept;",
+			},
+			"ip6": {
+				fmt.Sprintf(`iifname != "%s" fib daddr type local tcp dport 8082 dnat ip6 to [%s]:8081`, p.HostIf, p.PeerAddr6.Addr()),
+				fmt.Sprintf(`fib daddr type local ip6 daddr != ::1 tcp dport 8082 dnat ip6 to [%s]:8081`, p.PeerAddr6.Addr()),
+			},
+		} {
+			for _, w := range want {
+				if old { // the table's family says it
+					w = strings.NewReplacer("dnat ip to", "dnat to", "dnat ip6 to", "dnat to").Replace(w)
+				}
+				if !strings.Contains(lists[fam], w) {
+					t.Errorf("nft list (%s) lacks %q:\n%s", fam, w, lists[fam])
 				}
 			}
-			if reaches(t, in.U, netip.AddrPortFrom(testbed.HostAddr, 8083)) {
-				t.Errorf("upstream reaches an unpublished port")
-			}
-			lists := map[string]string{}
-			if old {
-				lists["ip"] = in.H.Run(t, "nft", "list", "table", "ip", tb.Name())
-				lists["ip6"] = in.H.Run(t, "nft", "list", "table", "ip6", tb.Name())
-			} else {
-				l := in.H.Run(t, "nft", "list", "table", "inet", tb.Name())
-				lists["ip"], lists["ip6"] = l, l
-			}
-			for fam, want := range map[string][]string{
-				"ip": {
-					fmt.Sprintf(`iifname != "%s" fib daddr type local tcp dport 8082 dnat ip to %s:8081`, p.HostIf, p.PeerAddr.Addr()),
-					fmt.Sprintf(`fib daddr type local ip daddr != 127.0.0.0/8 tcp dport 8082 dnat ip to %s:8081`, p.PeerAddr.Addr()),
-					fmt.Sprintf(`oifname "%s" tcp dport 8081 ct status dnat accept`, p.HostIf),
-					"type nat hook prerouting priority dstnat; policy accept;",
-					"type nat hook output priority -100; policy accept;",
-				},
-				"ip6": {
-					fmt.Sprintf(`iifname != "%s" fib daddr type local tcp dport 8082 dnat ip6 to [%s]:8081`, p.HostIf, p.PeerAddr6.Addr()),
-					fmt.Sprintf(`fib daddr type local ip6 daddr != ::1 tcp dport 8082 dnat ip6 to [%s]:8081`, p.PeerAddr6.Addr()),
-				},
-			} {
-				for _, w := range want {
-					if old { // the table's family says it
-						w = strings.NewReplacer("dnat ip to", "dnat to", "dnat ip6 to", "dnat to").Replace(w)
-					}
-					if !strings.Contains(lists[fam], w) {
-						t.Errorf("nft list (%s) lacks %q:\n%s", fam, w, lists[fam])
-					}
-				}
-			}
-		})
-	}
+		}
+	})
 }
