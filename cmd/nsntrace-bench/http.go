@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -51,6 +52,16 @@ http {
 `, dir, www)
 	p := filepath.Join(dir, "nginx.conf")
 	return p, os.WriteFile(p, []byte(conf), 0o644)
+}
+
+// httpRow is one way of serving table 6's load: start starts the server
+// (nil: the one already running on port, captured by tcpdump), files
+// lists the capture files it wrote.
+type httpRow struct {
+	name  string
+	port  string
+	start func() *exec.Cmd
+	files func() []string
 }
 
 type httpSample struct {
@@ -134,12 +145,7 @@ X`); err != nil {
 	}
 	nginx := []string{"nginx", "-c", conf, "-e", "stderr"}
 	file := filepath.Join(work, "http.pcapng")
-	rows := []struct {
-		name  string
-		port  string
-		start func() *exec.Cmd
-		files func() []string
-	}{
+	rows := []httpRow{
 		{"untraced (same veth, DNAT, rules; no capture)", "8081", func() *exec.Cmd { return p.cmd(nginx...) }, nil},
 		{"nsntrace -p (this)", "8080", func() *exec.Cmd {
 			return h.cmd(append([]string{*flagBin, "-p", "8080:80", "-o", file}, nginx...)...)
@@ -153,7 +159,24 @@ X`); err != nil {
 		{"nsntrace -p -B 8192 (tcpdump's ring)", "8080", func() *exec.Cmd {
 			return h.cmd(append([]string{*flagBin, "-p", "8080:80", "-B", httpRingKiB, "-o", file}, nginx...)...)
 		}, func() []string { return []string{file} }},
+		{"nsntrace -p --no-processes", "8080", func() *exec.Cmd {
+			return h.cmd(append([]string{*flagBin, "-p", "8080:80", "--no-processes", "-o", file}, nginx...)...)
+		}, func() []string { return []string{file} }},
 		{"tcpdump on the veth instead", "8081", nil, func() []string { return []string{file + ".tcpdump"} }},
+	}
+	if *flagHTTP != "" {
+		words := strings.Split(*flagHTTP, ",")
+		rows = slices.DeleteFunc(rows, func(r httpRow) bool {
+			if r.name == rows[0].name {
+				return false
+			}
+			for _, w := range words {
+				if w != "" && strings.Contains(r.name, w) {
+					return false
+				}
+			}
+			return true
+		})
 	}
 	modes := []struct {
 		name string

@@ -69,8 +69,13 @@ const maxKnown = 4096
 
 // watchFilter keeps the packets that may start a conversation: TCP SYNs
 // without ACK (IPv4, and IPv6 without extension headers: those the
-// capture goroutine looks up itself) and UDP.
-const watchFilter = "udp or tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn or (ip6 and ip6[6] == 6 and ip6[53] & 0x12 == 0x02)"
+// capture goroutine looks up itself) and UDP. A SYN coming to the program
+// is watched too, although its listener outlives the connection: the
+// capture goroutine may get to it only after the program has exited.
+const watchFilter = "udp or " + synFilter
+
+// synFilter matches a TCP SYN without ACK, over IPv4 or IPv6.
+const synFilter = "tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn or (ip6 and ip6[6] == 6 and ip6[53] & 0x12 == 0x02)"
 
 // watchSnapLen is enough of a frame for its headers.
 const watchSnapLen = 128
@@ -90,7 +95,7 @@ const (
 	udpRepeatLimit  = 200
 	udpShed         = time.Second
 	maxUDPShed      = 16 * time.Second
-	watchShedFilter = "udp port 53 or tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn or (ip6 and ip6[6] == 6 and ip6[53] & 0x12 == 0x02)"
+	watchShedFilter = "udp port 53 or " + synFilter
 )
 
 // A lookup costs a netlink round trip and reads under /proc, tens of
@@ -134,9 +139,12 @@ type procs struct {
 	owners   map[uint32]int
 	scanned  time.Time // when the last scan ended
 	scanCost time.Duration
-	// descs are describe's answers of the last describeTTL, by pid.
-	descs map[int]described
-	link  [64]byte
+	// descs are describe's answers of the last describeTTL, by pid;
+	// served are lookup's of the last describeTTL for inbound TCP, by
+	// the address and port connected to.
+	descs  map[int]described
+	served map[netip.AddrPort]described
+	link   [64]byte
 	// known are the answers, by conversation; order holds their keys,
 	// next the oldest.
 	known map[connKey]answer
@@ -174,7 +182,7 @@ type procs struct {
 // init and network namespace netns, and starts watching the veth with
 // interface index ifindex. The caller closes it.
 func openProcs(netns, init, ifindex int) (_ *procs, err error) {
-	p := &procs{owners: map[uint32]int{}, known: map[connKey]answer{}, descs: map[int]described{}}
+	p := &procs{owners: map[uint32]int{}, known: map[connKey]answer{}, descs: map[int]described{}, served: map[netip.AddrPort]described{}}
 	defer func() {
 		if err != nil {
 			p.Close()
@@ -396,6 +404,12 @@ func (p *procs) attribute(f *summary.Flows, c summary.NewConv) string {
 // caller holds mu.
 func (p *procs) lookup(k connKey) answer {
 	start := time.Now()
+	inbound := k.inbound && k.proto == summary.ProtoTCP
+	if inbound {
+		if l, ok := p.served[k.local]; ok && start.Sub(l.at) < describeTTL {
+			return answer{l.p, true}
+		}
+	}
 	if !p.withinBudget(start) {
 		return answer{}
 	}
@@ -432,15 +446,23 @@ func (p *procs) lookup(k connKey) answer {
 		return answer{}
 	}
 	pr, ok := p.describeRecent(pid, start)
+	if ok && inbound {
+		if len(p.served) >= maxDescs {
+			clear(p.served)
+		}
+		p.served[k.local] = described{pr, start}
+	}
 	return answer{pr, ok}
 }
 
 // A service's connections all come to one listener, whose process is
 // described by reading two files: so what describe read is used again for
-// describeTTL, and a service taking thousands of connections a second
-// costs one netlink round trip for each. A process that exec'd within
-// describeTTL keeps its former name for that long. maxDescs bounds the
-// processes remembered.
+// describeTTL, and so is the process lookup found for an address and port
+// connected to (served): a service taking thousands of connections a
+// second costs a netlink round trip and a description a second for each
+// of its ports, not for each connection. A process that exec'd, or a
+// listener that changed hands, within describeTTL keeps its former name
+// for that long. maxDescs bounds the processes and ports remembered.
 const (
 	describeTTL = time.Second
 	maxDescs    = 1024

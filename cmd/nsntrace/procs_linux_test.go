@@ -3,6 +3,9 @@
 package main
 
 import (
+	"encoding/binary"
+	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"strconv"
@@ -11,6 +14,12 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+	"golang.org/x/net/bpf"
+
+	"github.com/nsntrace/nsntrace/internal/bpfvm"
+	"github.com/nsntrace/nsntrace/internal/summary"
 	"github.com/nsntrace/nsntrace/internal/testbed"
 	"github.com/nsntrace/nsntrace/rawcap"
 )
@@ -200,5 +209,111 @@ func TestDescribeRecent(t *testing.T) {
 	}
 	if _, ok := p.descs[pid]; ok {
 		t.Errorf("a process gone is still remembered")
+	}
+}
+
+// TestWatchFilters: each of the watcher's filters, run as the kernel
+// would on the host's end of the veth (what the program sends is
+// PACKET_HOST there, what it receives PACKET_OUTGOING), keeps the SYNs of
+// either side over IPv4 and IPv6 and never another TCP segment, and UDP
+// as the filter says. Frames come from gopacket.
+func TestWatchFilters(t *testing.T) {
+	p := &procs{}
+	if err := p.compileFilters(); err != nil {
+		t.Fatal(err)
+	}
+	type frame struct {
+		name string
+		data []byte
+		// full, shed and quiet: kept by each filter, either way.
+		full, shed, quiet bool
+	}
+	v4 := func(l4 gopacket.SerializableLayer, proto layers.IPProtocol) []byte {
+		ip := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: proto, SrcIP: net.IPv4(10, 0, 0, 2), DstIP: net.IPv4(10, 0, 0, 1)}
+		return serialize(t, ip, l4, layers.EthernetTypeIPv4)
+	}
+	v6 := func(l4 gopacket.SerializableLayer, proto layers.IPProtocol) []byte {
+		ip := &layers.IPv6{Version: 6, HopLimit: 64, NextHeader: proto, SrcIP: net.ParseIP("fd00::2"), DstIP: net.ParseIP("fd00::1")}
+		return serialize(t, ip, l4, layers.EthernetTypeIPv6)
+	}
+	tcp := func(syn, ack bool) *layers.TCP {
+		return &layers.TCP{SrcPort: 40000, DstPort: 80, SYN: syn, ACK: ack, Window: 1000}
+	}
+	udp := func(port layers.UDPPort) *layers.UDP { return &layers.UDP{SrcPort: 40000, DstPort: port} }
+	frames := []frame{
+		{"IPv4 SYN", v4(tcp(true, false), layers.IPProtocolTCP), true, true, false},
+		{"IPv6 SYN", v6(tcp(true, false), layers.IPProtocolTCP), true, true, false},
+		{"IPv4 SYN-ACK", v4(tcp(true, true), layers.IPProtocolTCP), false, false, false},
+		{"IPv6 SYN-ACK", v6(tcp(true, true), layers.IPProtocolTCP), false, false, false},
+		{"IPv4 ACK", v4(tcp(false, true), layers.IPProtocolTCP), false, false, false},
+		{"IPv6 ACK", v6(tcp(false, true), layers.IPProtocolTCP), false, false, false},
+		{"IPv4 UDP", v4(udp(9), layers.IPProtocolUDP), true, false, false},
+		{"IPv6 UDP", v6(udp(9), layers.IPProtocolUDP), true, false, false},
+		{"IPv4 DNS", v4(udp(53), layers.IPProtocolUDP), true, true, true},
+		{"IPv6 DNS", v6(udp(53), layers.IPProtocolUDP), true, true, true},
+	}
+	for _, f := range frames {
+		for _, pt := range []rawcap.PacketType{rawcap.PacketHost, rawcap.PacketOutgoing} {
+			m := bpfvm.Meta{PktType: uint32(pt), Protocol: binary.BigEndian.Uint16(f.data[12:])}
+			sent := pt == rawcap.PacketHost
+			for _, c := range []struct {
+				name string
+				prog []bpf.RawInstruction
+				want bool
+			}{{"full", p.full, f.full}, {"shed", p.shedProg, f.shed}, {"quiet", p.quietProg, f.quiet}} {
+				if got := bpfvm.Run(c.prog, f.data, m) != 0; got != c.want {
+					t.Errorf("%s filter, %s, sent by the program %v: kept %v, want %v", c.name, f.name, sent, got, c.want)
+				}
+			}
+		}
+	}
+}
+
+// serialize is an Ethernet frame of ip and l4, with checksums and lengths.
+func serialize(t *testing.T, ip gopacket.NetworkLayer, l4 gopacket.SerializableLayer, et layers.EthernetType) []byte {
+	t.Helper()
+	if c, ok := l4.(interface {
+		SetNetworkLayerForChecksum(gopacket.NetworkLayer) error
+	}); ok {
+		c.SetNetworkLayerForChecksum(ip)
+	}
+	eth := &layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 2}, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, EthernetType: et}
+	buf := gopacket.NewSerializeBuffer()
+	err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true},
+		eth, ip.(gopacket.SerializableLayer), l4, gopacket.Payload("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// TestServedRemembered: an inbound TCP connection to an address and port
+// whose listener's process a lookup found within describeTTL gets that
+// process without asking the kernel again; after describeTTL, or for an
+// outbound connection from the same address, the kernel is asked (here
+// the budget is spent, so the answer is unknown rather than a netlink
+// round trip).
+func TestServedRemembered(t *testing.T) {
+	local := netip.MustParseAddrPort("10.0.0.2:80")
+	remote := netip.MustParseAddrPort("10.0.0.1:40000")
+	nginx := summary.Process{Pid: 7, Comm: "nginx", Cmdline: "nginx: worker process"}
+	now := time.Now()
+	p := &procs{served: map[netip.AddrPort]described{local: {nginx, now}}}
+	spend := func() { p.budgetStart, p.lookups, p.spent = time.Now(), lookupFree, lookupBudget }
+	spend()
+	in := connKey{summary.ProtoTCP, local, remote, true}
+	if a := p.lookup(in); !a.ok || a.p != nginx {
+		t.Errorf("inbound within describeTTL: %+v, want %+v", a, nginx)
+	}
+	for _, k := range []connKey{{summary.ProtoTCP, local, remote, false}, {summary.ProtoUDP, local, remote, true}} {
+		spend()
+		if a := p.lookup(k); a.ok {
+			t.Errorf("%+v: %+v from what an inbound TCP lookup found", k, a)
+		}
+	}
+	p.served[local] = described{nginx, now.Add(-describeTTL)}
+	spend()
+	if a := p.lookup(in); a.ok {
+		t.Errorf("inbound after describeTTL: %+v, want the kernel asked", a)
 	}
 }
