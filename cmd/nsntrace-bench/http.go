@@ -241,7 +241,7 @@ func httpRun(h, u, p netns, name, port string, start func() *exec.Cmd, files fun
 	var srv, dump *exec.Cmd
 	var out bytes.Buffer
 	if start == nil { // tcpdump beside the plain path
-		dump = h.cmd("tcpdump", "-q", "-n", "-B", httpRingKiB, "-s", "262144", "-i", "plainh", "-w", file+".tcpdump")
+		dump = h.cmd("tcpdump", "-q", "-n", "-Z", "root", "-B", httpRingKiB, "-s", "262144", "-i", "plainh", "-w", file+".tcpdump")
 		dump.Stderr = &out
 		if err := dump.Start(); err != nil {
 			return s, err

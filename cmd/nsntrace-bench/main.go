@@ -245,7 +245,9 @@ func tools() []tool {
 			return []string{*flagAlt, "--interface", dev, "-o", out}
 		}},
 		{"tcpdump", func(dev, out string) []string {
-			return []string{"tcpdump", "-i", dev, "-n", "-B", strconv.Itoa(ring << 10), "-w", out}
+			// -Z root: Debian's tcpdump drops to user tcpdump and gives
+			// it the output file, /dev/null included.
+			return []string{"tcpdump", "-i", dev, "-n", "-Z", "root", "-B", strconv.Itoa(ring << 10), "-w", out}
 		}},
 		{"netsniff-ng", func(dev, out string) []string {
 			return []string{"netsniff-ng", "--in", dev, "--out", out, "--silent", "--no-sock-mem",
