@@ -73,6 +73,7 @@ const (
 // boundary, form complete blocks.
 func newBufWriter(w io.Writer, limit int, blocks func(b []byte, offset int64) int) bufWriter {
 	b := bufWriter{w: w, limit: limit, buf: make([]byte, 0, limit+slack), blocks: blocks}
+	b.vec.classify(w)
 	if t, ok := w.(truncater); ok {
 		// Only when we append to a regular file: then every byte after
 		// base is ours to cut, even with O_APPEND.
@@ -97,7 +98,7 @@ func (b *bufWriter) flush(atBoundary bool) error {
 	if len(b.buf) == 0 {
 		return nil
 	}
-	n, err := b.w.Write(b.buf)
+	n, err := b.vec.write(b.w, b.buf)
 	if err == nil && n < len(b.buf) {
 		err = io.ErrShortWrite
 	}

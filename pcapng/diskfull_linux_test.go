@@ -96,22 +96,11 @@ func diskFullPacket(i int) []byte {
 	return bytes.Repeat([]byte{byte(i), byte(i >> 8), 0xa5}, 500)
 }
 
-// diskFull runs on a locked thread: it enters a new mount namespace,
-// mounts a small tmpfs on dir and writes a capture into it until the
-// writer fails.
+// diskFull runs on a locked thread in a mount namespace of its own (see
+// mountTmpfs), with a small tmpfs on dir, and writes a capture into it
+// until the writer fails.
 func diskFull(dir string, format Format, buffer int, ref bool) (r diskFullResult) {
-	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
-		r.err = os.NewSyscallError("unshare", err)
-		return r
-	}
-	// Private propagation first: otherwise the tmpfs would appear in the
-	// host's mount namespace too.
-	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
-		r.err = os.NewSyscallError("mount private /", err)
-		return r
-	}
-	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=64k,mode=0700"); err != nil {
-		r.err = os.NewSyscallError("mount tmpfs", err)
+	if r.err = mountTmpfs(dir, "size=64k,mode=0700"); r.err != nil {
 		return r
 	}
 	f, err := os.Create(filepath.Join(dir, "capture"))
@@ -150,4 +139,22 @@ func diskFull(dir string, format Format, buffer int, ref bool) (r diskFullResult
 	}
 	r.file, r.err = io.ReadAll(f)
 	return r
+}
+
+// mountTmpfs, on a locked thread that is never unlocked, moves the thread
+// into a new mount namespace and mounts a tmpfs with options on dir
+// there: the host never sees the mount, and it vanishes with the thread.
+func mountTmpfs(dir, options string) error {
+	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+		return os.NewSyscallError("unshare", err)
+	}
+	// Private propagation first: otherwise the tmpfs would appear in the
+	// host's mount namespace too.
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return os.NewSyscallError("mount private /", err)
+	}
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, options); err != nil {
+		return os.NewSyscallError("mount tmpfs", err)
+	}
+	return nil
 }
