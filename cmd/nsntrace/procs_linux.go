@@ -84,18 +84,28 @@ const watchSnapLen = 128
 // wake-up, system call and lookup per datagram: traced iperf3 -u fell from
 // ~800 to ~450 Mbit/s. So the watcher sheds UDP when most of what it sees
 // belongs to conversations it knows: more than udpRepeatLimit such
-// datagrams within udpWindow make it keep only SYNs and DNS (watchShedFilter:
-// the UDP conversations most often over within a millisecond) for
-// udpShed, doubled for each shed that follows the last within udpShed, up
-// to maxUDPShed. UDP conversations that begin meanwhile are looked up by the
-// capture goroutine as they come out of the ring, and are attributed if
-// their socket lives that long.
+// datagrams within udpWindow make it keep only the program's SYNs and DNS
+// (watchShedFilter: the conversations most often over within a
+// millisecond) for udpShed, doubled for each shed that follows the last
+// within udpShed, up to maxUDPShed. UDP conversations that begin meanwhile
+// are looked up by the capture goroutine as they come out of the ring, and
+// are attributed if their socket lives that long.
+//
+// A service taking connections one after the other is the same case: a
+// wake-up per SYN took a third of a core, and a traced nginx lost a third
+// of its requests/s, while each lookup found the process it had found for
+// the port a moment before (served). So more than inboundRepeatLimit
+// inbound SYNs within udpWindow to ports whose process is known shed them
+// too, by the same filter; the capture goroutine then names those
+// connections from served, asking the kernel again once describeTTL has
+// passed.
 const (
-	udpWindow       = 100 * time.Millisecond
-	udpRepeatLimit  = 200
-	udpShed         = time.Second
-	maxUDPShed      = 16 * time.Second
-	watchShedFilter = "udp port 53 or " + synFilter
+	udpWindow          = 100 * time.Millisecond
+	udpRepeatLimit     = 200
+	inboundRepeatLimit = 100
+	udpShed            = time.Second
+	maxUDPShed         = 16 * time.Second
+	watchShedFilter    = "udp port 53 or (inbound and (" + synFilter + "))"
 )
 
 // A lookup costs a netlink round trip and reads under /proc, tens of
@@ -158,12 +168,13 @@ type procs struct {
 	done   chan struct{}
 
 	// full and shed are the watcher's filters (watchFilter,
-	// watchShedFilter). window and repeats count the datagrams of known
-	// UDP conversations; restore, while UDP is shed, puts full back when
-	// shed has passed, at shedEnd; sheds counts them.
+	// watchShedFilter). udpSeen counts the datagrams of known UDP
+	// conversations, inSeen the inbound SYNs to ports served knows;
+	// restore, while shed, puts full back when shed has passed, at
+	// shedEnd; sheds counts them.
 	full, shedProg []bpf.RawInstruction
-	window         time.Time
-	repeats        int
+	udpSeen        burst
+	inSeen         burst
 	restore        *time.Timer
 	shed           time.Duration
 	shedEnd        time.Time
@@ -277,28 +288,43 @@ func (p *procs) watched(pk *rawcap.Packet) error {
 		return nil
 	}
 	k := connKey{c.Proto, c.Local, c.Remote, !c.Outbound}
+	now := time.Unix(0, pk.Timestamp)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	// A SYN is a new connection, maybe on the ends of an old one: looked
 	// up again. A datagram of a known conversation is not (a busy UDP
 	// flow would cost a lookup each).
 	if _, ok := p.known[k]; ok && c.Proto == summary.ProtoUDP {
-		p.repeated(time.Unix(0, pk.Timestamp))
+		p.repeated(&p.udpSeen, udpRepeatLimit, now)
 		return nil
+	}
+	if _, ok := p.served[k.local]; ok && k.inbound && c.Proto == summary.ProtoTCP {
+		p.repeated(&p.inSeen, inboundRepeatLimit, now)
 	}
 	p.remember(k, p.lookup(k))
 	return nil
 }
 
-// repeated counts a datagram of a known UDP conversation, seen at now,
-// and sheds UDP from the watcher when they come too fast. The caller
-// holds mu.
-func (p *procs) repeated(now time.Time) {
-	if now.Sub(p.window) > udpWindow {
-		p.window, p.repeats = now, 0
+// burst counts events within udpWindow.
+type burst struct {
+	start time.Time
+	n     int
+}
+
+// add counts an event at now and returns the count of its window.
+func (b *burst) add(now time.Time) int {
+	if now.Sub(b.start) > udpWindow {
+		b.start, b.n = now, 0
 	}
-	p.repeats++
-	if p.repeats <= udpRepeatLimit || p.restore != nil {
+	b.n++
+	return b.n
+}
+
+// repeated counts in b a packet the watcher need not have woken for, seen
+// at now, and sheds what it may when more than limit come within
+// udpWindow. The caller holds mu.
+func (p *procs) repeated(b *burst, limit int, now time.Time) {
+	if b.add(now) <= limit || p.restore != nil {
 		return // calm, or shed already (the socket's queue drains)
 	}
 	p.shedTo(p.shedProg, now)
@@ -356,7 +382,7 @@ func (p *procs) unshed() {
 	if p.restore == nil || p.watch == nil {
 		return
 	}
-	p.restore, p.repeats = nil, 0
+	p.restore, p.udpSeen, p.inSeen = nil, burst{}, burst{}
 	if err := p.watch.SetFilter(p.full); err != nil && p.err == nil {
 		p.err = err
 	}

@@ -99,14 +99,14 @@ func TestShedBusyUDP(t *testing.T) {
 		defer p.mu.Unlock()
 		for i := 0; i < n; i++ {
 			now = now.Add(udpWindow / udpRepeatLimit / 2)
-			p.repeated(now)
+			p.repeated(&p.udpSeen, udpRepeatLimit, now)
 		}
 	}
 	// A steady flow at half the limit never sheds.
 	p.mu.Lock()
 	for i := 0; i < 5*udpRepeatLimit; i++ {
 		now = now.Add(2 * udpWindow / udpRepeatLimit)
-		p.repeated(now)
+		p.repeated(&p.udpSeen, udpRepeatLimit, now)
 	}
 	p.mu.Unlock()
 	if p.sheds != 0 {
@@ -129,6 +129,61 @@ func TestShedBusyUDP(t *testing.T) {
 	burst(3 * udpRepeatLimit)
 	if p.sheds != 2 || p.shed != 2*udpShed {
 		t.Fatalf("a shed right after the last: %d sheds, shed %v, want 2 and %v", p.sheds, p.shed, 2*udpShed)
+	}
+}
+
+// TestShedBusyInbound: more than inboundRepeatLimit SYNs within
+// udpWindow coming to a port whose listener's process is known make the
+// watcher shed them; as many SYNs to a port not known, or exactly the
+// limit, do not. The SYNs go through watched as the watcher hands them
+// over (PACKET_OUTGOING on the host's end).
+func TestShedBusyInbound(t *testing.T) {
+	server := netip.MustParseAddrPort("10.0.0.2:80")
+	nginx := summary.Process{Pid: 7, Comm: "nginx"}
+	syn := func(port int) *rawcap.Packet {
+		ip := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolTCP, SrcIP: net.IPv4(10, 77, 0, 1), DstIP: server.Addr().AsSlice()}
+		tcp := &layers.TCP{SrcPort: layers.TCPPort(port), DstPort: layers.TCPPort(server.Port()), SYN: true, Window: 1000}
+		return &rawcap.Packet{Data: serialize(t, ip, tcp, layers.EthernetTypeIPv4), Type: rawcap.PacketOutgoing, Timestamp: time.Now().UnixNano()}
+	}
+	for _, c := range []struct {
+		name  string
+		known bool
+		n     int
+		sheds int
+	}{
+		{"known port, at the limit", true, inboundRepeatLimit, 0},
+		{"known port, over the limit", true, inboundRepeatLimit + 1, 1},
+		{"unknown port, over the limit", false, inboundRepeatLimit + 1, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := watchingProcs(t)
+			p.known, p.served = map[connKey]answer{}, map[netip.AddrPort]described{}
+			if c.known {
+				p.served[server] = described{nginx, time.Now()}
+			} else {
+				p.budgetStart, p.lookups, p.spent = time.Now(), lookupFree, lookupBudget // no netlink
+			}
+			for i := 0; i < c.n; i++ {
+				if err := p.watched(syn(40000 + i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if !c.known {
+				// Over budget, the watcher is quieted instead: count
+				// what decides a shed, not the sheds.
+				if p.inSeen.n != 0 {
+					t.Fatalf("%d SYNs to a port not known: %d counted towards a shed", c.n, p.inSeen.n)
+				}
+				return
+			}
+			if p.sheds != c.sheds || (p.restore != nil) != (c.sheds > 0) {
+				t.Fatalf("%d SYNs: %d sheds, restore pending %v, want %d", c.n, p.sheds, p.restore != nil, c.sheds)
+			}
+			k := connKey{summary.ProtoTCP, server, netip.MustParseAddrPort("10.77.0.1:40000"), true}
+			if a := p.known[k]; !a.ok || a.p != nginx {
+				t.Errorf("first SYN's answer %+v, want %+v", a, nginx)
+			}
+		})
 	}
 }
 
@@ -194,6 +249,13 @@ func TestDescribeRecent(t *testing.T) {
 		t.Fatal(err)
 	}
 	pid := cmd.Process.Pid
+	// Between exec setting the new name and setting up the arguments,
+	// /proc/PID/cmdline reads empty: wait for the arguments.
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		if b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline"); len(b) > 0 {
+			break
+		}
+	}
 	now := time.Now()
 	pr, ok := p.describeRecent(pid, now)
 	if !ok || pr.Comm != "sleep" || pr.Cmdline != "sleep 60" || pr.Pid != pid {
@@ -225,7 +287,8 @@ func TestWatchFilters(t *testing.T) {
 	type frame struct {
 		name string
 		data []byte
-		// full, shed and quiet: kept by each filter, either way.
+		// full, shed and quiet: kept by each filter, either way; but
+		// shed keeps no SYN coming to the program.
 		full, shed, quiet bool
 	}
 	v4 := func(l4 gopacket.SerializableLayer, proto layers.IPProtocol) []byte {
@@ -261,8 +324,12 @@ func TestWatchFilters(t *testing.T) {
 				prog []bpf.RawInstruction
 				want bool
 			}{{"full", p.full, f.full}, {"shed", p.shedProg, f.shed}, {"quiet", p.quietProg, f.quiet}} {
-				if got := bpfvm.Run(c.prog, f.data, m) != 0; got != c.want {
-					t.Errorf("%s filter, %s, sent by the program %v: kept %v, want %v", c.name, f.name, sent, got, c.want)
+				want := c.want
+				if c.name == "shed" && strings.Contains(f.name, "SYN") && !sent {
+					want = false
+				}
+				if got := bpfvm.Run(c.prog, f.data, m) != 0; got != want {
+					t.Errorf("%s filter, %s, sent by the program %v: kept %v, want %v", c.name, f.name, sent, got, want)
 				}
 			}
 		}
