@@ -18,13 +18,13 @@ type vecState struct {
 	// without telling the Go scheduler (RawSyscall): a write it is told
 	// of wakes the runtime's monitor thread (sysmon) from the deep sleep
 	// it falls into while the capture waits for the ring, and sysmon then
-	// polls every 20 µs for a millisecond, on the capture's CPU. On a
-	// flood of 64-byte frames into /dev/null that was 6-7 ns a packet
-	// for sysmon and more for the capture thread it preempted. The
-	// scheduler cannot stop a goroutine in a raw call, so a garbage
-	// collection waits for the write: a write to memory takes a fraction
-	// of a millisecond. Every other file (a disk, a pipe, a socket, which
-	// may take any time) is written as usual.
+	// polls every 20 µs for a millisecond: 6-7 ns a packet under a
+	// flood, and half of nsntrace's context switches while it traced a
+	// busy nginx (make bench, table 6). The scheduler cannot stop a
+	// goroutine in a raw call, so a garbage collection waits for the
+	// write: a write to memory takes a fraction of a millisecond. Every
+	// other file (a disk, a pipe, a socket, which may take any time) is
+	// written as usual.
 	raw bool
 }
 
@@ -64,7 +64,8 @@ func (v *vecState) write(w io.Writer, p []byte) (int, error) {
 	if !v.raw || len(p) == 0 {
 		return w.Write(p)
 	}
-	rc, err := w.(*os.File).SyscallConn()
+	f := w.(*os.File)
+	rc, err := f.SyscallConn()
 	if err != nil {
 		return 0, err
 	}
@@ -79,7 +80,7 @@ func (v *vecState) write(w io.Writer, p []byte) (int, error) {
 			case e == unix.EINTR:
 				continue
 			case e != 0:
-				werr = os.NewSyscallError("write", e)
+				werr = &os.PathError{Op: "write", Path: f.Name(), Err: e} // as f.Write says it
 				return true
 			case r == 0:
 				werr = io.ErrShortWrite
