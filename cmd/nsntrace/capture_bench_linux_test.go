@@ -16,21 +16,51 @@ import (
 // BenchmarkHandle is the capture path per packet (ring callback -> pcapng
 // writer), without and with the connection summary fed beside it, for one
 // conversation and for a new conversation in every packet (the table fills
-// and stays full: the summary's worst case). Frames are UDP, which the
-// summary accounts in line and never copies.
+// and stays full: the summary's worst case), in UDP frames, which the
+// summary accounts in line and never copies; and for a served keep-alive
+// load (keepalive: 32 TCP connections to the program's port 80, each
+// packet of the next one, a request in, a response out).
 func BenchmarkHandle(b *testing.B) {
 	for _, size := range []int{64, 1514} {
-		for _, flows := range []string{"one", "many"} {
+		for _, flows := range []string{"one", "many", "keepalive"} {
 			for _, withSum := range []bool{false, true} {
 				b.Run(fmt.Sprintf("%d/flows=%s/summary=%v", size, flows, withSum), func(b *testing.B) {
-					benchHandle(b, size, flows == "many", withSum)
+					benchHandle(b, size, flows, withSum)
 				})
 			}
 		}
 	}
 }
 
-func benchHandle(b *testing.B, size int, many, withSum bool) {
+// keepAliveFrames are n TCP segments of size bytes each way between port
+// 80 of the program (10.0.0.2) and ports 40000 and up of 10.0.0.1: in
+// frames[2i] the client's request, in frames[2i+1] the program's answer.
+func keepAliveFrames(n, size int) [][]byte {
+	var frames [][]byte
+	for i := 0; i < n; i++ {
+		for _, in := range []bool{true, false} {
+			f := make([]byte, size)
+			copy(f, []byte{2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00, 0x45})
+			binary.BigEndian.PutUint16(f[16:], uint16(size-14))
+			f[22], f[23] = 64, 6
+			client, server := []byte{10, 0, 0, 1}, []byte{10, 0, 0, 2}
+			cport, sport := uint16(40000+i), uint16(80)
+			if !in {
+				client, server, cport, sport = server, client, sport, cport
+			}
+			copy(f[26:], client)
+			copy(f[30:], server)
+			binary.BigEndian.PutUint16(f[34:], cport)
+			binary.BigEndian.PutUint16(f[36:], sport)
+			f[46] = 5 << 4 // data offset: 20 bytes
+			f[47] = 0x18   // PSH, ACK
+			frames = append(frames, f)
+		}
+	}
+	return frames
+}
+
+func benchHandle(b *testing.B, size int, flows string, withSum bool) {
 	w, err := pcapng.NewWriter(io.Discard, &pcapng.Config{Format: pcapng.FormatPcapNG})
 	if err != nil {
 		b.Fatal(err)
@@ -43,13 +73,22 @@ func benchHandle(b *testing.B, size int, many, withSum bool) {
 	}
 	data := udpFrame(size, 4000, 9)
 	p := &rawcap.Packet{Data: data, Length: size, Type: rawcap.PacketHost}
+	ka := keepAliveFrames(32, size)
 	b.SetBytes(int64(size))
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		p.Timestamp = int64(i)
-		if many { // with or without the summary, so that both pay for it
+		switch flows {
+		case "many": // with or without the summary, so that both pay for it
 			binary.BigEndian.PutUint32(data[30:], uint32(i)) // destination address
+		case "keepalive":
+			// On the host's end of the veth: the request goes to the
+			// program (outgoing), the answer comes from it.
+			p.Data, p.Type = ka[i%len(ka)], rawcap.PacketOutgoing
+			if i&1 == 1 {
+				p.Type = rawcap.PacketHost
+			}
 		}
 		if err := c.handle(p); err != nil {
 			b.Fatal(err)

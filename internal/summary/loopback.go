@@ -50,11 +50,7 @@ func (l *Loopback) Account(data []byte, length int, ts int64) {
 		lp, rp := k.localPort(), k.remotePort()
 		out = lp > rp || lp == rp && (k.l1 > k.r1 || k.l1 == k.r1 && k.l0 >= k.r0)
 	}
-	dir := 0
-	if out {
-		dir = 1
-	}
-	l.flows.account(data, length, ts, out, dir)
+	l.flows.account(data, length, ts, out)
 }
 
 // LoopbackConnection is one conversation on the program's loopback
