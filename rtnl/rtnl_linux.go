@@ -187,27 +187,11 @@ func hostAddressing() ([]rtnetlink.AddressMessage, []rtnetlink.RouteMessage, err
 		return nil, nil, fmt.Errorf("dial rtnetlink: %w", err)
 	}
 	defer conn.Close()
-	var addrs []rtnetlink.AddressMessage
-	err = dump(conn, unix.RTM_GETADDR, &rtnetlink.AddressMessage{}, func(b []byte) error {
-		var m rtnetlink.AddressMessage
-		if err := m.UnmarshalBinary(b); err != nil {
-			return err
-		}
-		addrs = append(addrs, m)
-		return nil
-	})
+	addrs, err := dump[rtnetlink.AddressMessage](conn, unix.RTM_GETADDR, &rtnetlink.AddressMessage{})
 	if err != nil {
 		return nil, nil, fmt.Errorf("list addresses: %w", err)
 	}
-	var routes []rtnetlink.RouteMessage
-	err = dump(conn, unix.RTM_GETROUTE, &rtnetlink.RouteMessage{}, func(b []byte) error {
-		var m rtnetlink.RouteMessage
-		if err := m.UnmarshalBinary(b); err != nil {
-			return err
-		}
-		routes = append(routes, m)
-		return nil
-	})
+	routes, err := dump[rtnetlink.RouteMessage](conn, unix.RTM_GETROUTE, &rtnetlink.RouteMessage{})
 	if err != nil {
 		return nil, nil, fmt.Errorf("list routes: %w", err)
 	}
@@ -219,12 +203,15 @@ func hostAddressing() ([]rtnetlink.AddressMessage, []rtnetlink.RouteMessage, err
 // last dump is used anyway, the claims keeping runs apart regardless.
 const dumpTries = 10
 
-// dump sends the dump request typ with header req and passes each reply's
-// payload to add, from the first dump that was not interrupted.
-func dump(conn *netlink.Conn, typ netlink.HeaderType, req encoding.BinaryMarshaler, add func([]byte) error) error {
+// dump sends the dump request typ with header req and decodes each reply
+// of the first dump that was not interrupted into a T.
+func dump[T any, PT interface {
+	*T
+	encoding.BinaryUnmarshaler
+}](conn *netlink.Conn, typ netlink.HeaderType, req encoding.BinaryMarshaler) ([]T, error) {
 	b, err := req.MarshalBinary()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for try := 1; ; try++ {
 		msgs, err := conn.Execute(netlink.Message{
@@ -232,17 +219,18 @@ func dump(conn *netlink.Conn, typ netlink.HeaderType, req encoding.BinaryMarshal
 			Data:   b,
 		})
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if try < dumpTries && interrupted(msgs) {
 			continue
 		}
-		for _, m := range msgs {
-			if err := add(m.Data); err != nil {
-				return err
+		out := make([]T, len(msgs))
+		for i, m := range msgs {
+			if err := PT(&out[i]).UnmarshalBinary(m.Data); err != nil {
+				return nil, err
 			}
 		}
-		return nil
+		return out, nil
 	}
 }
 

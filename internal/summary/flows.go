@@ -77,8 +77,8 @@ type Flows struct {
 	// service has open at once, is then counted without being parsed or
 	// looked up. One entry a direction was enough for a download, not for
 	// a served keep-alive load, where each packet belongs to another
-	// connection than the one before: the summary took 423 instructions
-	// a packet there, 172 with this cache (cachegrind on
+	// connection than the one before: the summary took 454 instructions
+	// a packet there, 228 with this cache (cachegrind on
 	// BenchmarkHandle/64/flows=keepalive in cmd/nsntrace).
 	hot [1 << hotBits]hotFlow
 
