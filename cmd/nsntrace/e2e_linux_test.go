@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nsntrace/nsntrace/internal/rundir"
 	"github.com/nsntrace/nsntrace/internal/testbed"
 )
 
@@ -704,12 +705,19 @@ func TestAgainstCNsntrace(t *testing.T) {
 		cbin = "/usr/bin/nsntrace"
 	}
 	testbed.RequireTool(t, "iptables") // the C nsntrace runs it inside H
+	testbed.RequireTool(t, "unshare")
 	testbed.RequireTool(t, "curl")
 	e := newE2E(t, nil)
 	// api.example.test has only an A record, so both traces use IPv4
 	// whatever IPv6 the namespaces have.
 	url := "http://api.example.test:8080/"
 	cfile := filepath.Join(e.dir, "c.pcap")
+	// What other runs keep under /run/nsntrace must outlive the C one.
+	lock, err := os.OpenFile(rundir.Path("lock"), os.O_RDONLY|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
 	var cout []byte
 	for try := 1; ; try++ {
 		// The C nsntrace races itself: its namespaced child looks for its
@@ -718,8 +726,16 @@ func TestAgainstCNsntrace(t *testing.T) {
 		// before it exists ("No such device exists"). Retry those start-up
 		// races, which under a loaded make test it lost eight times in a
 		// row once (each try fails at once); anything else is real.
+		//
+		// And when it exits it removes /run/nsntrace with all it holds
+		// (nftw and remove(3)): the lock and forwarding records of every
+		// other run, ours included, which once made a concurrent test's
+		// run fail to create its record. So it runs in a mount namespace
+		// of its own, with a tmpfs of its own on that path.
 		var err error
-		cout, err = e.in.H.Command(cbin, "-d", e.in.UplinkH, "-o", cfile, "curl", "-sS", url).CombinedOutput()
+		cout, err = e.in.H.Command("unshare", "--mount", "--propagation", "private", "sh", "-c",
+			`mkdir -p /run/nsntrace && mount -t tmpfs -o size=1m,mode=0755 c-nsntrace /run/nsntrace && exec "$@"`,
+			"sh", cbin, "-d", e.in.UplinkH, "-o", cfile, "curl", "-sS", url).CombinedOutput()
 		if err == nil {
 			break
 		}
@@ -731,6 +747,11 @@ func TestAgainstCNsntrace(t *testing.T) {
 		time.Sleep(time.Duration(try) * 20 * time.Millisecond)
 	}
 	t.Logf("the C nsntrace:\n%s", cout)
+	li, err1 := lock.Stat()
+	pi, err2 := os.Stat(rundir.Path("lock"))
+	if err1 != nil || err2 != nil || !os.SameFile(li, pi) {
+		t.Errorf("the C nsntrace removed %s (%v, %v): the lock of every other run", rundir.Path("lock"), err1, err2)
+	}
 	m := regexp.MustCompile(`Your IP address in this trace is ([0-9.]*[0-9])`).FindSubmatch(cout)
 	if m == nil {
 		t.Fatalf("the C nsntrace did not say its address")
