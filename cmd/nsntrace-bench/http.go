@@ -75,6 +75,9 @@ type httpSample struct {
 	filePackets      float64
 }
 
+// plainPort is the host's port of the plain path (no nsntrace).
+const plainPort = "8081"
+
 // httpRingKiB is tcpdump's ring in table 6, and that of the nsntrace row
 // that compares at the same size.
 const httpRingKiB = "8192"
@@ -114,24 +117,14 @@ sysctl -qw net.ipv4.ip_local_port_range="1024 65535" net.ipv4.tcp_tw_reuse=1`); 
 		return err
 	}
 	// The plain path: the same veth, DNAT, forward accept and masquerade
-	// as nsntrace -p makes, by hand, and no packet socket at all.
+	// as nsntrace -p makes, by hand, and no packet socket at all. Its nft
+	// table (plainRules) exists only while a row that uses it runs: its
+	// forward chain would otherwise be evaluated for every packet of the
+	// nsntrace rows too, beside their own.
 	if err := h.sh(`ip addr add 10.77.0.2/24 dev uplink0; ip link set uplink0 up
 ip route add default via 10.77.0.1
 sysctl -qw net.ipv4.ip_forward=1
-ip addr add 10.88.0.1/31 dev plainh; ip link set plainh up
-nft -f - <<'X'
-table inet benchpub {
-  chain pre { type nat hook prerouting priority dstnat; iifname != "plainh" fib daddr type local tcp dport 8081 dnat ip to 10.88.0.0:80; }
-  chain post { type nat hook postrouting priority srcnat; ip saddr 10.88.0.0/31 oifname "uplink0" masquerade; }
-  chain fw { type filter hook forward priority filter;
-    oifname "plainh" ct state established,related accept
-    oifname "plainh" tcp dport 80 ct status dnat accept
-    oifname "plainh" drop
-    iifname "plainh" oifname "uplink0" accept
-    iifname "plainh" drop
-  }
-}
-X`); err != nil {
+ip addr add 10.88.0.1/31 dev plainh; ip link set plainh up`); err != nil {
 		return err
 	}
 	if err := p.sh("ip addr add 10.88.0.0/31 dev eth0; ip link set eth0 up; ip route add default via 10.88.0.1"); err != nil {
@@ -146,7 +139,7 @@ X`); err != nil {
 	nginx := []string{"nginx", "-c", conf, "-e", "stderr"}
 	file := filepath.Join(work, "http.pcapng")
 	rows := []httpRow{
-		{"untraced (same veth, DNAT, rules; no capture)", "8081", func() *exec.Cmd { return p.cmd(nginx...) }, nil},
+		{"untraced (same veth, DNAT, rules; no capture)", plainPort, func() *exec.Cmd { return p.cmd(nginx...) }, nil},
 		{"nsntrace -p (this)", "8080", func() *exec.Cmd {
 			return h.cmd(append([]string{*flagBin, "-p", "8080:80", "-o", file}, nginx...)...)
 		}, func() []string { return []string{file} }},
@@ -162,7 +155,7 @@ X`); err != nil {
 		{"nsntrace -p --no-processes", "8080", func() *exec.Cmd {
 			return h.cmd(append([]string{*flagBin, "-p", "8080:80", "--no-processes", "-o", file}, nginx...)...)
 		}, func() []string { return []string{file} }},
-		{"tcpdump on the veth instead", "8081", nil, func() []string { return []string{file + ".tcpdump"} }},
+		{"tcpdump on the veth instead", plainPort, nil, func() []string { return []string{file + ".tcpdump"} }},
 	}
 	if *flagHTTP != "" {
 		words := strings.Split(*flagHTTP, ",")
@@ -234,12 +227,35 @@ X`); err != nil {
 	return nil
 }
 
+// plainRules is the plain path's nft table: DNAT of port 8081 to the
+// plain namespace, masquerade out of it, and the forward rules nsntrace -p
+// makes for its own veth.
+const plainRules = `nft -f - <<'X'
+table inet benchpub {
+  chain pre { type nat hook prerouting priority dstnat; iifname != "plainh" fib daddr type local tcp dport 8081 dnat ip to 10.88.0.0:80; }
+  chain post { type nat hook postrouting priority srcnat; ip saddr 10.88.0.0/31 oifname "uplink0" masquerade; }
+  chain fw { type filter hook forward priority filter;
+    oifname "plainh" ct state established,related accept
+    oifname "plainh" tcp dport 80 ct status dnat accept
+    oifname "plainh" drop
+    iifname "plainh" oifname "uplink0" accept
+    iifname "plainh" drop
+  }
+}
+X`
+
 // httpRun starts the server of one row, waits until wrk's target answers,
 // loads it, stops the server and reads the counters.
 func httpRun(h, u, p netns, name, port string, start func() *exec.Cmd, files func() []string, nginx []string, file string, wrkArgs []string, secs int) (httpSample, error) {
 	var s httpSample
 	var srv, dump *exec.Cmd
 	var out bytes.Buffer
+	if port == plainPort {
+		if err := h.sh(plainRules); err != nil {
+			return s, err
+		}
+		defer h.sh("nft delete table inet benchpub")
+	}
 	if start == nil { // tcpdump beside the plain path
 		dump = h.cmd("tcpdump", "-q", "-n", "-Z", "root", "-B", httpRingKiB, "-s", "262144", "-i", "plainh", "-w", file+".tcpdump")
 		dump.Stderr = &out
