@@ -1128,7 +1128,7 @@ func TestKeyLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	// nobody must reach it, as it reaches /run/nsntrace.
+	// nobody must reach it, as it reaches rundir.Dir (/run/nsntrace-state).
 	for _, d := range []string{dir, filepath.Dir(dir)} {
 		if err := os.Chmod(d, 0o755); err != nil {
 			t.Fatal(err)

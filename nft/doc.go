@@ -41,7 +41,7 @@
 // When net.ipv4.ip_forward (or net.ipv6.conf.all.forwarding, for runs with
 // IPv6) is 0, Install enables it for the run and the last overlapping run
 // restores the original value. Runs record themselves in
-// /run/nsntrace/forward/NETNS/PID-START, under a flock, with the original
+// /run/nsntrace-state/forward/NETNS/PID-START, under a flock, with the original
 // value saved beside them. NETNS is the namespace's nsfs device, inode and
 // netns cookie: inodes are reused once a namespace is freed, cookies never
 // are, so a dead namespace's record is never taken for a new one's. START

@@ -27,6 +27,10 @@ import (
 // (/proc/PID/stat field 22), which a recycled pid does not share.
 var forwardDir = rundir.Path("forward")
 
+// legacyForwardDir is where older versions kept the same records; sweeps
+// read it too, so that what a crashed older run turned on is restored.
+var legacyForwardDir = filepath.Join(rundir.Legacy, "forward")
+
 var sysctls = []struct{ name, path string }{
 	{"ipv4", "/proc/sys/net/ipv4/ip_forward"},
 	{"ipv6", "/proc/sys/net/ipv6/conf/all/forwarding"},
@@ -302,30 +306,33 @@ func forgetDead(dir string) (bool, error) {
 // runs had enabled it, and removes the records of namespaces that no longer
 // exist. It says what it did.
 func sweepForwarding() ([]string, error) {
-	ents, err := os.ReadDir(forwardDir)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", forwardDir, err)
-	}
 	own, id, err := nsDir()
 	if err != nil {
 		return nil, err
 	}
 	var done []string
 	var errs []error
-	for _, e := range ents {
-		dir := filepath.Join(forwardDir, e.Name())
-		var did []string
-		var err error
-		if dir == own {
-			did, err = sweepOwn(dir)
-		} else {
-			did, err = sweepOther(dir, id)
+	for _, top := range []string{forwardDir, legacyForwardDir} {
+		ents, err := os.ReadDir(top)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
 		}
-		done = append(done, did...)
-		errs = append(errs, err)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("read %s: %w", top, err))
+			continue
+		}
+		for _, e := range ents {
+			dir := filepath.Join(top, e.Name())
+			var did []string
+			var err error
+			if e.Name() == filepath.Base(own) {
+				did, err = sweepOwn(dir)
+			} else {
+				did, err = sweepOther(dir, id)
+			}
+			done = append(done, did...)
+			errs = append(errs, err)
+		}
 	}
 	return done, errors.Join(errs...)
 }

@@ -2,6 +2,7 @@ package nft
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -568,5 +569,41 @@ func newAndOld(t *testing.T, f func(t *testing.T, old bool)) {
 			}
 			f(t, old)
 		})
+	}
+}
+
+// TestSweepReadsLegacyRecords: a run of an older version, which kept its
+// records under /run/nsntrace, was killed after it turned ip_forward on;
+// the next sweep, by this version, restores it from there. (The records
+// go in a directory of the test's own: the C nsntrace, run by another
+// package's test meanwhile, may remove /run/nsntrace.)
+func TestSweepReadsLegacyRecords(t *testing.T) {
+	saved := legacyForwardDir
+	legacyForwardDir = filepath.Join(t.TempDir(), "forward")
+	t.Cleanup(func() { legacyForwardDir = saved })
+	ns := testbed.NewNS(t)
+	ns.Run(t, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+	var id netnsID
+	if err := ns.Do(func() (err error) { id, err = currentNetns(); return err }); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(legacyForwardDir, id.String())
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range map[string]string{"orig-ipv4": "0", "999999999-1": ""} { // a run long gone
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(b), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	did := strings.Join(sweep(t, ns), "\n")
+	if !strings.Contains(did, "restored /proc/sys/net/ipv4/ip_forward=0") {
+		t.Errorf("Sweep said %q, want the legacy record's ip_forward restored", did)
+	}
+	if v := strings.TrimSpace(ns.Run(t, "sysctl", "-n", "net.ipv4.ip_forward")); v != "0" {
+		t.Errorf("ip_forward after Sweep = %s, want 0 restored", v)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the legacy record %s is still there (%v)", dir, err)
 	}
 }

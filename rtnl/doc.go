@@ -7,7 +7,7 @@
 //
 // Reserve picks interface names and a subnet that are unique on the host,
 // checked against every address and route, under a host-wide flock(2) on
-// /run/nsntrace/lock. The lock is released by the caller once the veth
+// /run/nsntrace-state/lock. The lock is released by the caller once the veth
 // carries its addresses, or by the kernel when the process dies. The subnet
 // is also claimed, by binding an abstract unix socket named after it in the
 // host's network namespace, which the kernel gives to one socket only: two

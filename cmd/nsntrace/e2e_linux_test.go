@@ -705,14 +705,20 @@ func TestAgainstCNsntrace(t *testing.T) {
 		cbin = "/usr/bin/nsntrace"
 	}
 	testbed.RequireTool(t, "iptables") // the C nsntrace runs it inside H
-	testbed.RequireTool(t, "unshare")
 	testbed.RequireTool(t, "curl")
 	e := newE2E(t, nil)
 	// api.example.test has only an A record, so both traces use IPv4
 	// whatever IPv6 the namespaces have.
 	url := "http://api.example.test:8080/"
 	cfile := filepath.Join(e.dir, "c.pcap")
-	// What other runs keep under /run/nsntrace must outlive the C one.
+	// What other runs keep must outlive the C one, which removes
+	// /run/nsntrace and everything in it when it exits (nftw and
+	// remove(3)), and it runs bare beside the other tests' runs: where
+	// we kept our lock and forwarding records there, a concurrent
+	// test's run once failed to create its record.
+	if err := os.MkdirAll(rundir.Dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	lock, err := os.OpenFile(rundir.Path("lock"), os.O_RDONLY|os.O_CREATE, 0o600)
 	if err != nil {
 		t.Fatal(err)
@@ -726,16 +732,8 @@ func TestAgainstCNsntrace(t *testing.T) {
 		// before it exists ("No such device exists"). Retry those start-up
 		// races, which under a loaded make test it lost eight times in a
 		// row once (each try fails at once); anything else is real.
-		//
-		// And when it exits it removes /run/nsntrace with all it holds
-		// (nftw and remove(3)): the lock and forwarding records of every
-		// other run, ours included, which once made a concurrent test's
-		// run fail to create its record. So it runs in a mount namespace
-		// of its own, with a tmpfs of its own on that path.
 		var err error
-		cout, err = e.in.H.Command("unshare", "--mount", "--propagation", "private", "sh", "-c",
-			`mkdir -p /run/nsntrace && mount -t tmpfs -o size=1m,mode=0755 c-nsntrace /run/nsntrace && exec "$@"`,
-			"sh", cbin, "-d", e.in.UplinkH, "-o", cfile, "curl", "-sS", url).CombinedOutput()
+		cout, err = e.in.H.Command(cbin, "-d", e.in.UplinkH, "-o", cfile, "curl", "-sS", url).CombinedOutput()
 		if err == nil {
 			break
 		}

@@ -19,7 +19,7 @@ import (
 
 // keyLogPath is where the program's TLS library writes its keys
 // (SSLKEYLOGFILE) with --tls-keys: a FIFO on a private tmpfs over
-// /run/nsntrace, in the program's mount namespace only (child.Config.KeyLog).
+// rundir.Dir, in the program's mount namespace only (child.Config.KeyLog).
 var keyLogPath = rundir.Path("tls-keys")
 
 // keyLogWait bounds how long the first packet a server sends on a TLS

@@ -209,7 +209,7 @@ func nsRecord(t *testing.T, ns string) string {
 }
 
 // hasRecord reports whether a forwarding record of the run with pid is
-// under /run/nsntrace/forward (records are named PID-START).
+// under /run/nsntrace-state/forward (records are named PID-START).
 func hasRecord(t *testing.T, pid int) bool {
 	t.Helper()
 	m, err := filepath.Glob(filepath.Join(rundir.Path("forward"), "*", fmt.Sprintf("%d-*", pid)))

@@ -9,8 +9,15 @@ package rundir
 
 import "path/filepath"
 
-// Dir is the directory itself.
-const Dir = "/run/nsntrace"
+// Dir is the directory itself. It is not /run/nsntrace, the C nsntrace's:
+// version 4 of that tool (Debian's) removes /run/nsntrace and everything in
+// it when it exits, which took the lock and the forwarding records of any
+// run of ours beside it (a host left with ip_forward=1 for good).
+const Dir = "/run/nsntrace-state"
+
+// Legacy is where nsntrace kept its state before; sweeps still read the
+// forwarding records that older versions left there.
+const Legacy = "/run/nsntrace"
 
 // Path returns the path of elem under Dir.
 func Path(elem ...string) string {
