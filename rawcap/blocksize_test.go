@@ -16,22 +16,23 @@ func kernelFits(blockSize, snapLen, maclen int) bool {
 }
 
 func TestBlockSizeFor(t *testing.T) {
-	for _, snap := range []int{1, 96, 1514, 8192, 65535, 65536, 200000, 262144} {
+	for _, snap := range []int{1, 96, 1514, 8192, 65535, 65536, 200000, 262144, 300000} {
 		b := BlockSizeFor(snap)
-		if b&(b-1) != 0 || b < MinBlockSize {
-			t.Errorf("BlockSizeFor(%d) = %d: not a power of two of at least %d", snap, b, MinBlockSize)
+		if b&(b-1) != 0 || b < MinBlockSize || b < snap {
+			t.Errorf("BlockSizeFor(%d) = %d: not a power of two of at least %d and the snap length", snap, b, MinBlockSize)
 		}
-		// Ethernet, one VLAN tag, two (QinQ): the kernel never clamps.
+		// Ethernet, one VLAN tag, two (QinQ): every packet of up to
+		// frameOverhead bytes short of the snap length is kept whole.
 		for _, maclen := range []int{14, 18, 22} {
-			if !kernelFits(b, snap, maclen) {
-				t.Errorf("BlockSizeFor(%d) = %d: the kernel clamps a %d-byte packet with a %d-byte link header", snap, b, snap, maclen)
+			if whole := min(snap, b-frameOverhead); !kernelFits(b, whole, maclen) {
+				t.Errorf("BlockSizeFor(%d) = %d: the kernel clamps a %d-byte packet with a %d-byte link header", snap, b, whole, maclen)
 			}
 		}
-		if b > MinBlockSize && kernelFits(b/2, snap+frameOverhead, 22) {
-			t.Errorf("BlockSizeFor(%d) = %d: half of it holds the packet too", snap, b)
+		if b > MinBlockSize && b/2 >= snap {
+			t.Errorf("BlockSizeFor(%d) = %d: half of it holds the snap length too", snap, b)
 		}
 	}
-	if got := (*Config)(nil).withDefaults().BlockSize; got != 512<<10 {
-		t.Errorf("default block size %d, want 512 KiB (order 7) for the default snap length", got)
+	if got := (*Config)(nil).withDefaults().BlockSize; got != 256<<10 {
+		t.Errorf("default block size %d, want 256 KiB (order 6, libpcap's) for the default snap length", got)
 	}
 }

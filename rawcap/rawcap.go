@@ -25,23 +25,29 @@ const MinBlockSize = 256 << 10
 // before the packet the tpacket3_hdr and sockaddr_ll (TPACKET3_HDRLEN, 68)
 // aligned to 16 with room for the link header and a put-back VLAN tag.
 // tpacket_rcv clamps a packet whose macoff+snaplen exceeds the block's
-// max_frame_len; with this slack a packet of the snap length never is.
+// max_frame_len to that length: it keeps the packet's first bytes, and
+// says how long it was.
 const frameOverhead = 512
 
 // BlockSizeFor is the default block size for snap length snapLen: the
-// smallest power of two that holds one packet of snapLen bytes, and at
-// least MinBlockSize: 512 KiB for the default snap length of 262144.
+// smallest power of two of at least snapLen bytes, and at least
+// MinBlockSize: 256 KiB (order 6) for every snap length up to the
+// default, 262144. As libpcap's (tp_frame_size = MAXIMUM_SNAPLEN, the
+// block the smallest power of two that holds it). Such a block keeps
+// every packet of up to snapLen-frameOverhead bytes whole; a larger one
+// (on a link carrying GSO or GRO packets over 256 KiB, BIG TCP) is kept
+// up to at most frameOverhead bytes short of snapLen.
 //
 // Not larger: the kernel allocates each block as one run of physically
 // contiguous, zeroed pages (alloc_pg_vec, __GFP_ZERO), and a higher order
 // is both harder to find in fragmented memory and, on a VM with free page
-// reporting, more likely to be memory the host must supply again. 64 MiB in
-// 1 MiB blocks (order 8) took 170-300 ms of CPU to set up there, in 512 KiB
-// blocks (order 7) 12-20 ms; libpcap also picks the smallest block that
-// holds a frame.
+// reporting, more likely to be memory the host must supply again. On the
+// development VM, a 64 MiB ring set up after 3 s idle cost 45 ms of CPU in
+// 512 KiB blocks (order 7), 20 ms in 256 KiB blocks (tcpdump's the same:
+// 20 ms), and 170-300 ms in 1 MiB blocks.
 func BlockSizeFor(snapLen int) int {
 	b := MinBlockSize
-	for b < snapLen+frameOverhead {
+	for b < snapLen {
 		b <<= 1
 	}
 	return b

@@ -439,6 +439,69 @@ func TestGSOPacketWhole(t *testing.T) {
 	t.Logf("largest packet captured whole: %d bytes", maxLen)
 }
 
+// TestBigTCPClamped: a packet larger than a block can hold (BIG TCP over
+// IPv6, GSO packets of up to 300000 bytes) is kept, clamped by the kernel
+// to what the 256 KiB block holds: at most frameOverhead bytes short of
+// the snap length, with its true length recorded.
+func TestBigTCPClamped(t *testing.T) {
+	testbed.RequirePrivileged(t)
+	p := newPair(t)
+	for _, c := range []struct {
+		ns        *testbed.NS
+		dev, addr string
+	}{{p.a, "a0", "fd05::1"}, {p.b, "b0", "fd05::2"}} {
+		c.ns.Sh(t, "sysctl -qw net.ipv6.conf."+c.dev+".disable_ipv6=0 net.ipv6.conf."+c.dev+".accept_dad=0")
+		c.ns.Sh(t, "ip addr add "+c.addr+"/64 dev "+c.dev+" nodad")
+	}
+	if out, err := p.a.Command("ip", "link", "set", "a0", "gso_max_size", "300000").CombinedOutput(); err != nil {
+		t.Skipf("this kernel takes no GSO size over 64 KiB (BIG TCP, Linux 5.19): %v: %s", err, out)
+	}
+	r := p.open(t, nil) // the defaults: 256 KiB blocks, snap length 262144
+	ctx, cancel := context.WithCancel(context.Background())
+	var length, kept int // of the largest packet
+	done := make(chan error, 1)
+	go func() {
+		done <- r.Run(ctx, func(pk *Packet) error {
+			if pk.Length > length {
+				length, kept = pk.Length, len(pk.Data)
+			}
+			return nil
+		})
+	}()
+	var l net.Listener
+	if err := p.b.Do(func() (err error) { l, err = net.Listen("tcp6", "[fd05::2]:5001"); return }); err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		c, err := l.Accept()
+		if err == nil {
+			io.Copy(io.Discard, c)
+			c.Close()
+		}
+	}()
+	var c net.Conn
+	if err := p.a.Do(func() (err error) { c, err = net.Dial("tcp6", "[fd05::2]:5001"); return }); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 40; i++ {
+		c.Write(bytes.Repeat([]byte{'x'}, 1<<20))
+	}
+	c.Close()
+	time.Sleep(100 * time.Millisecond)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("largest packet: %d bytes, %d of them kept", length, kept)
+	if length <= 262144 {
+		t.Fatalf("no packet over 256 KiB went by (largest %d bytes), though the kernel took a GSO size of 300000", length)
+	}
+	if kept < 262144-frameOverhead || kept >= length {
+		t.Errorf("a %d-byte packet kept %d bytes: want it clamped to within %d bytes of the snap length", length, kept, frameOverhead)
+	}
+}
+
 func countLines(t *testing.T, path string) int {
 	b, err := os.ReadFile(path)
 	if err != nil {

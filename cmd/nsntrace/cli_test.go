@@ -141,7 +141,7 @@ func TestParseErrors(t *testing.T) {
 		{[]string{"-F", "json", "ls"}, "pcapng or pcap"},
 		{[]string{"-s", "-1", "ls"}, "--snaplen"},
 		{[]string{"-s", "300000", "ls"}, "--snaplen"},
-		{[]string{"-B", "1023", "ls"}, "--buffer-size 1023: must be between 1024 (two of the ring's 512 KiB blocks at this snap length) and 1048576 KiB"},
+		{[]string{"-B", "511", "ls"}, "--buffer-size 511: must be between 512 (two of the ring's 256 KiB blocks at this snap length) and 1048576 KiB"},
 		{[]string{"-B", "1048577", "ls"}, "--buffer-size 1048577"},
 		{[]string{"-s", "1500", "-B", "256", "ls"}, "between 512 (two of the ring's 256 KiB blocks"},
 		{[]string{"--version", "ls"}, "take no program"},
