@@ -391,25 +391,27 @@ func TestDropsCounted(t *testing.T) {
 	}
 }
 
-func TestGSOPacketWhole(t *testing.T) {
-	testbed.RequirePrivileged(t)
-	p := newPair(t)
-	p.a.Sh(t, "ip addr add 10.5.0.1/24 dev a0")
-	p.b.Sh(t, "ip addr add 10.5.0.2/24 dev b0")
-	r := p.open(t, nil)
+// streamCaptured sends n chunks of size bytes over TCP from p.a to
+// server (an address of p.b, on network tcp or tcp6) while r captures,
+// and returns the largest packet's length and the bytes kept of it, and
+// the largest packet kept whole.
+func streamCaptured(t *testing.T, p *pair, r *Ring, network, server string, n, size int) (length, kept, whole int) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	maxLen := 0
 	done := make(chan error, 1)
 	go func() {
 		done <- r.Run(ctx, func(pk *Packet) error {
-			if len(pk.Data) == pk.Length && pk.Length > maxLen {
-				maxLen = pk.Length
+			if pk.Length > length {
+				length, kept = pk.Length, len(pk.Data)
+			}
+			if len(pk.Data) == pk.Length && pk.Length > whole {
+				whole = pk.Length
 			}
 			return nil
 		})
 	}()
 	var l net.Listener
-	if err := p.b.Do(func() (err error) { l, err = net.Listen("tcp", "10.5.0.2:5001"); return }); err != nil {
+	if err := p.b.Do(func() (err error) { l, err = net.Listen(network, server); return }); err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
@@ -421,11 +423,11 @@ func TestGSOPacketWhole(t *testing.T) {
 		}
 	}()
 	var c net.Conn
-	if err := p.a.Do(func() (err error) { c, err = net.Dial("tcp", "10.5.0.2:5001"); return }); err != nil {
+	if err := p.a.Do(func() (err error) { c, err = net.Dial(network, server); return }); err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; i < 20; i++ {
-		c.Write(bytes.Repeat([]byte{'x'}, 60<<10))
+	for i := 0; i < n; i++ {
+		c.Write(bytes.Repeat([]byte{'x'}, size))
 	}
 	c.Close()
 	time.Sleep(100 * time.Millisecond)
@@ -433,6 +435,16 @@ func TestGSOPacketWhole(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
+	return length, kept, whole
+}
+
+func TestGSOPacketWhole(t *testing.T) {
+	testbed.RequirePrivileged(t)
+	p := newPair(t)
+	p.a.Sh(t, "ip addr add 10.5.0.1/24 dev a0")
+	p.b.Sh(t, "ip addr add 10.5.0.2/24 dev b0")
+	r := p.open(t, nil)
+	_, _, maxLen := streamCaptured(t, p, r, "tcp", "10.5.0.2:5001", 20, 60<<10)
 	if maxLen <= 1514 {
 		t.Fatalf("largest whole packet %d bytes: no GSO-sized packet captured whole", maxLen)
 	}
@@ -457,42 +469,7 @@ func TestBigTCPClamped(t *testing.T) {
 		t.Skipf("this kernel takes no GSO size over 64 KiB (BIG TCP, Linux 5.19): %v: %s", err, out)
 	}
 	r := p.open(t, nil) // the defaults: 256 KiB blocks, snap length 262144
-	ctx, cancel := context.WithCancel(context.Background())
-	var length, kept int // of the largest packet
-	done := make(chan error, 1)
-	go func() {
-		done <- r.Run(ctx, func(pk *Packet) error {
-			if pk.Length > length {
-				length, kept = pk.Length, len(pk.Data)
-			}
-			return nil
-		})
-	}()
-	var l net.Listener
-	if err := p.b.Do(func() (err error) { l, err = net.Listen("tcp6", "[fd05::2]:5001"); return }); err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		c, err := l.Accept()
-		if err == nil {
-			io.Copy(io.Discard, c)
-			c.Close()
-		}
-	}()
-	var c net.Conn
-	if err := p.a.Do(func() (err error) { c, err = net.Dial("tcp6", "[fd05::2]:5001"); return }); err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < 40; i++ {
-		c.Write(bytes.Repeat([]byte{'x'}, 1<<20))
-	}
-	c.Close()
-	time.Sleep(100 * time.Millisecond)
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	length, kept, _ := streamCaptured(t, p, r, "tcp6", "[fd05::2]:5001", 40, 1<<20)
 	t.Logf("largest packet: %d bytes, %d of them kept", length, kept)
 	if length <= 262144 {
 		t.Fatalf("no packet over 256 KiB went by (largest %d bytes), though the kernel took a GSO size of 300000", length)
