@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -630,6 +631,7 @@ func TestRunBlocksKeepsData(t *testing.T) {
 		got     [][]byte
 		blocks  int
 		badRing int
+		seen    atomic.Int64
 	)
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
@@ -640,6 +642,7 @@ func TestRunBlocksKeepsData(t *testing.T) {
 				badRing++
 			}
 			got = append(got, append([]byte(nil), pk.Data...))
+			seen.Add(1)
 			if pk.InRing {
 				held = append(held, kept{pk.Data, append([]byte(nil), pk.Data...)})
 			}
@@ -665,10 +668,13 @@ func TestRunBlocksKeepsData(t *testing.T) {
 		frames = append(frames, f)
 		send(f)
 		if i%50 == 49 {
-			time.Sleep(10 * time.Millisecond) // let blocks retire while others fill
+			// Let the blocks retire (by timeout) while others fill, and
+			// wait for the reader: 50 frames fill about a third of the
+			// ring, so a reader the scheduler starves (a loaded CI
+			// machine) would otherwise turn this into a drop test.
+			waitSeen(t, &seen, i+1)
 		}
 	}
-	time.Sleep(50 * time.Millisecond)
 	cancel()
 	if err := <-errc; err != nil {
 		t.Fatal(err)
@@ -688,6 +694,19 @@ func TestRunBlocksKeepsData(t *testing.T) {
 		t.Errorf("done called %d times for 400 packets in 16 KiB blocks", blocks)
 	}
 	t.Logf("%d packets in %d blocks", len(got), blocks)
+}
+
+// waitSeen waits until the reader has handed over n packets; a block
+// carrying the last of them retires on the block timeout.
+func waitSeen(t *testing.T, seen *atomic.Int64, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for seen.Load() < int64(n) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the reader handed over %d packets in 10 s, want %d", seen.Load(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // TestStopWhileDeviceGoesAway stops captures while their device is being

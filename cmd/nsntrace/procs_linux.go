@@ -57,7 +57,16 @@ import (
 // make nsntrace spend more than a fifth of its time in /proc. A fixed
 // interval of a few milliseconds would have missed the common case: curl's
 // TCP socket, opened a millisecond after its DNS socket made a scan.
-const scanGapFactor = 4
+//
+// A socket found while the next scan is not yet due is looked up again
+// when it is (retryLater), not left unknown: two processes connecting at
+// once on a loaded machine, where a scan takes tens of milliseconds, had
+// the second one's connection unnamed although it lasted far longer.
+// maxPending bounds the conversations waiting so.
+const (
+	scanGapFactor = 4
+	maxPending    = 256
+)
 
 // maxCmdline bounds the command line kept of each process.
 const maxCmdline = 200
@@ -133,10 +142,13 @@ type connKey struct {
 	inbound bool
 }
 
-// answer is what a lookup found: a process, or (ok false) none.
+// answer is what a lookup found: a process, or (ok false) none. later
+// says that the socket was found but not yet its process, the scan that
+// may find it being due only later: the lookup is done again then.
 type answer struct {
-	p  summary.Process
-	ok bool
+	p     summary.Process
+	ok    bool
+	later bool
 }
 
 // procs finds the processes behind new connections, for the watch
@@ -162,6 +174,11 @@ type procs struct {
 	next  int
 	// err is the first failure of a lookup, reported once the run ended.
 	err error
+	// pending are the conversations whose answer came later, to be
+	// looked up again by retry; closed says that p was closed.
+	pending []connKey
+	retry   *time.Timer
+	closed  bool
 
 	watch  *rawcap.Watcher
 	cancel context.CancelFunc
@@ -250,9 +267,14 @@ func (p *procs) compileFilters() error {
 // more than once.
 func (p *procs) Close() error {
 	p.mu.Lock()
+	p.closed = true
 	if p.restore != nil {
 		p.restore.Stop()
 		p.restore = nil
+	}
+	if p.retry != nil {
+		p.retry.Stop()
+		p.retry = nil
 	}
 	p.mu.Unlock()
 	if p.cancel != nil {
@@ -414,7 +436,7 @@ func (p *procs) attribute(f *summary.Flows, c summary.NewConv) string {
 	k := connKey{c.Proto, c.Local, c.Remote, !c.Outbound}
 	p.mu.Lock()
 	a, ok := p.known[k]
-	if !ok {
+	if !ok || a.later {
 		a = p.lookup(k)
 		p.remember(k, a)
 	}
@@ -433,7 +455,7 @@ func (p *procs) lookup(k connKey) answer {
 	inbound := k.inbound && k.proto == summary.ProtoTCP
 	if inbound {
 		if l, ok := p.served[k.local]; ok && start.Sub(l.at) < describeTTL {
-			return answer{l.p, true}
+			return answer{p: l.p, ok: true}
 		}
 	}
 	if !p.withinBudget(start) {
@@ -464,7 +486,11 @@ func (p *procs) lookup(k connKey) answer {
 		return answer{}
 	}
 	pid, ok := p.owners[inode]
-	if !ok && time.Since(p.scanned) >= scanGapFactor*p.scanCost {
+	if !ok {
+		if wait := scanGapFactor*p.scanCost - time.Since(p.scanned); wait > 0 {
+			p.retryLater(k, wait)
+			return answer{later: true}
+		}
 		p.scan(inode)
 		pid, ok = p.owners[inode]
 	}
@@ -478,7 +504,37 @@ func (p *procs) lookup(k connKey) answer {
 		}
 		p.served[k.local] = described{pr, start}
 	}
-	return answer{pr, ok}
+	return answer{p: pr, ok: ok}
+}
+
+// retryLater has k looked up again after wait, when the next scan is
+// due. The caller holds mu.
+func (p *procs) retryLater(k connKey, wait time.Duration) {
+	if len(p.pending) >= maxPending || slices.Contains(p.pending, k) {
+		return
+	}
+	p.pending = append(p.pending, k)
+	if p.retry == nil && !p.closed {
+		p.retry = time.AfterFunc(wait, p.retryPending)
+	}
+}
+
+// retryPending looks up again the pending conversations whose answer is
+// still to come later, unless p was closed meanwhile.
+func (p *procs) retryPending() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	ks := p.pending
+	p.pending, p.retry = nil, nil
+	for _, k := range ks {
+		if a, ok := p.known[k]; ok && !a.later {
+			continue // the capture goroutine got there first
+		}
+		p.remember(k, p.lookup(k))
+	}
 }
 
 // A service's connections all come to one listener, whose process is

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/net/bpf"
 
 	"github.com/nsntrace/nsntrace/internal/bpfvm"
+	"github.com/nsntrace/nsntrace/internal/sockdiag"
 	"github.com/nsntrace/nsntrace/internal/summary"
 	"github.com/nsntrace/nsntrace/internal/testbed"
 	"github.com/nsntrace/nsntrace/rawcap"
@@ -382,5 +383,86 @@ func TestServedRemembered(t *testing.T) {
 	spend()
 	if a := p.lookup(in); a.ok {
 		t.Errorf("inbound after describeTTL: %+v, want the kernel asked", a)
+	}
+}
+
+// TestLookupLater: a connection made just after a scan, while the next
+// scan is not yet due (a scan took long: a loaded machine), is looked up
+// again once it is, and named; it was left unknown for good before, which
+// lost curl's connection when curl and wget connected at once under load.
+func TestLookupLater(t *testing.T) {
+	testbed.RequirePrivileged(t)
+	ns := testbed.NewNS(t)
+	var closers []net.Conn
+	t.Cleanup(func() {
+		for _, c := range closers {
+			c.Close()
+		}
+	})
+	var ln net.Listener
+	dial := func() connKey {
+		t.Helper()
+		var k connKey
+		if err := ns.Do(func() error {
+			if ln == nil {
+				var err error
+				if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+					return err
+				}
+				t.Cleanup(func() { ln.Close() })
+			}
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				return err
+			}
+			closers = append(closers, c)
+			k = connKey{summary.ProtoTCP, c.LocalAddr().(*net.TCPAddr).AddrPort(), c.RemoteAddr().(*net.TCPAddr).AddrPort(), false}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	f, err := ns.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	diag, err := sockdiag.Open(int(f.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := os.OpenRoot("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &procs{diag: diag, proc: root, owners: map[uint32]int{}, known: map[connKey]answer{}, descs: map[int]described{}, served: map[netip.AddrPort]described{}}
+	t.Cleanup(func() { p.Close() })
+	me := os.Getpid()
+	p.mu.Lock()
+	first := p.lookup(dial())
+	p.mu.Unlock()
+	if !first.ok || first.p.Pid != me {
+		t.Fatalf("first connection: %+v, want pid %d (a scan)", first, me)
+	}
+	second := dial()
+	p.mu.Lock()
+	p.scanned, p.scanCost = time.Now(), 20*time.Millisecond // the next scan due in 80 ms
+	a := p.lookup(second)
+	p.remember(second, a)
+	p.mu.Unlock()
+	if !a.later {
+		t.Fatalf("second connection, before the next scan is due: %+v, want an answer later", a)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		p.mu.Lock()
+		a = p.known[second]
+		p.mu.Unlock()
+		if a.ok || time.Now().After(deadline) {
+			break
+		}
+	}
+	if !a.ok || a.p.Pid != me {
+		t.Fatalf("second connection, once the scan was due: %+v, want pid %d", a, me)
 	}
 }
