@@ -17,15 +17,30 @@ import (
 
 // Ring is an AF_PACKET socket with a TPACKET_V3 receive ring bound to one
 // interface.
+//
+// Its socket is not in the Go runtime's poller: the kernel signals the
+// socket each time it hands a block over, and the poller's thread would
+// wake for each one even while the reader is not waiting for it. The
+// reader waits in poll(2) itself instead (wait), on the socket and on an
+// eventfd that Wake and a stop write to; fdMu keeps Close from closing
+// either descriptor under a user of it.
 type Ring struct {
-	conn    *socket.Conn
+	fdMu    sync.RWMutex
+	fd      int // the packet socket; -1 once closed
+	event   int // the eventfd; -1 once closed
 	ifindex int
+	nblocks int
 	mem     []byte
 	blocks  [][]byte
 	cur     int
 	w       walker
 	done    func() error // RunBlocks's end-of-block callback
 	woken   atomic.Bool  // Wake was called: call done
+	// netDown says that the kernel unhooked the socket itself (its
+	// device went down or away): wait read ENETDOWN in SO_ERROR, and
+	// reading clears it there.
+	netDown atomic.Bool
+	pace    pacer
 
 	closeOnce sync.Once
 	closeErr  error
@@ -74,16 +89,19 @@ func New(cfg *Config) (r *Ring, err error) {
 		return nil, fmt.Errorf("open ring: filter of %d instructions is too long", len(c.Filter))
 	}
 
-	conn, err := socket.Socket(unix.AF_PACKET, unix.SOCK_RAW, 0, "packet", &socket.Config{NetNS: max(c.NetNS, 0)})
+	fd, err := packetSocket(c.NetNS)
 	if err != nil {
-		return nil, fmt.Errorf("open ring: %w", kfeature.PacketSocket(err))
+		return nil, err
 	}
+	r = &Ring{fd: fd, event: -1, nblocks: nblocks, w: walker{snapLen: c.SnapLen}}
 	defer func() {
 		if err != nil {
-			conn.Close()
+			r.Close()
 		}
 	}()
-	r = &Ring{conn: conn, w: walker{snapLen: c.SnapLen}}
+	if r.event, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
+		return nil, fmt.Errorf("open ring: %w", os.NewSyscallError("eventfd", err))
+	}
 	if err := r.control(func(fd int) error { return r.setup(fd, &c, nblocks) }); err != nil {
 		return nil, err
 	}
@@ -92,6 +110,32 @@ func New(cfg *Config) (r *Ring, err error) {
 		r.blocks = append(r.blocks, r.mem[i*c.BlockSize:(i+1)*c.BlockSize])
 	}
 	return r, nil
+}
+
+// packetSocket opens an AF_PACKET socket in network namespace netns (0 or
+// less: the thread's), outside the runtime poller (see Ring). The socket
+// package opens it in the namespace and registers it with the poller; the
+// copy of its descriptor made here (close-on-exec) is the one kept, and
+// closing the original takes the socket out of the poller
+// (EPOLL_CTL_DEL) before it closes it.
+func packetSocket(netns int) (int, error) {
+	conn, err := socket.Socket(unix.AF_PACKET, unix.SOCK_RAW, 0, "packet", &socket.Config{NetNS: max(netns, 0)})
+	if err != nil {
+		return -1, fmt.Errorf("open ring: %w", kfeature.PacketSocket(err))
+	}
+	defer conn.Close()
+	rc, err := conn.SyscallConn()
+	if err != nil {
+		return -1, fmt.Errorf("open ring: %w", err)
+	}
+	fd, derr := -1, error(nil)
+	if err := rc.Control(func(s uintptr) { fd, derr = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
+		return -1, fmt.Errorf("open ring: %w", err)
+	}
+	if derr != nil {
+		return -1, fmt.Errorf("open ring: %w", os.NewSyscallError("fcntl F_DUPFD_CLOEXEC", derr))
+	}
+	return fd, nil
 }
 
 // setup attaches the filter to the socket fd, sets up the ring and maps it
@@ -145,7 +189,7 @@ func (r *Ring) setup(fd int, c *Config, nblocks int) error {
 // ring are already in place.
 func (r *Ring) Bind(ifindex int) error {
 	sa := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifindex}
-	if err := r.conn.Bind(sa); err != nil {
+	if err := r.control(func(fd int) error { return os.NewSyscallError("bind", unix.Bind(fd, sa)) }); err != nil {
 		return fmt.Errorf("bind ring: %w", err)
 	}
 	r.ifindex = ifindex
@@ -168,39 +212,25 @@ func (r *Ring) Run(ctx context.Context, fn func(*Packet) error) error {
 // error from done stops RunBlocks and is returned.
 func (r *Ring) RunBlocks(ctx context.Context, fn func(*Packet) error, done func() error) error {
 	r.done = done
-	rc, err := r.conn.SyscallConn()
-	if err != nil {
-		return fmt.Errorf("read ring: %w", err)
-	}
-	stop := context.AfterFunc(ctx, func() {
-		// Wake a reader parked in the poller.
-		r.conn.SetReadDeadline(time.Unix(1, 0))
-	})
+	// A stop wakes a reader waiting in poll(2); the eventfd keeps a
+	// signal given before the reader waits.
+	stop := context.AfterFunc(ctx, r.signal)
 	defer stop()
 	for {
-		var ferr error
-		rerr := rc.Read(func(uintptr) bool {
-			ferr = r.readReady(fn)
-			return ferr != nil || ctx.Err() != nil
-		})
-		if ferr != nil {
-			return ferr
+		n, err := r.readReady(fn)
+		if err != nil {
+			return err
 		}
 		if ctx.Err() != nil {
 			return r.drain(fn)
 		}
-		if rerr != nil && !errors.Is(rerr, os.ErrDeadlineExceeded) {
-			return fmt.Errorf("read ring: %w", rerr)
-		}
-		if r.woken.Swap(false) {
-			// A stop after this is still seen: Read's callback checks
-			// ctx before it parks.
-			r.conn.SetReadDeadline(time.Time{})
-			if r.done != nil {
-				if err := r.done(); err != nil {
-					return err
-				}
+		if r.woken.Swap(false) && r.done != nil {
+			if err := r.done(); err != nil {
+				return err
 			}
+		}
+		if err := r.wait(r.pace.next(n, time.Now(), r.nblocks)); err != nil {
+			return fmt.Errorf("read ring: %w", err)
 		}
 	}
 }
@@ -211,15 +241,77 @@ func (r *Ring) RunBlocks(ctx context.Context, fn func(*Packet) error, done func(
 // from any goroutine.
 func (r *Ring) Wake() {
 	r.woken.Store(true)
-	r.conn.SetReadDeadline(time.Unix(1, 0))
+	r.signal()
 }
 
-// readReady delivers and releases every retired block, in order.
-func (r *Ring) readReady(fn func(*Packet) error) error {
+// signal ends the reader's wait (or its next one).
+func (r *Ring) signal() {
+	r.fdMu.RLock()
+	defer r.fdMu.RUnlock()
+	if r.event >= 0 {
+		one := [8]byte{1}
+		unix.Write(r.event, one[:]) // EAGAIN: the counter is far from empty
+	}
+}
+
+// wait waits until a block may be ready or signal was called. With a
+// pause (the link is busy: pacer), it sleeps that long instead, woken
+// only by signal, not by the blocks the kernel hands over meanwhile, so
+// that one wake-up reads several. (A runtime timer instead of poll(2)'s
+// timeout for the pause cost the same, measured.)
+func (r *Ring) wait(pause time.Duration) error {
+	r.fdMu.RLock()
+	defer r.fdMu.RUnlock()
+	if r.fd < 0 {
+		return os.ErrClosed
+	}
+	fds := []unix.PollFd{{Fd: int32(r.event), Events: unix.POLLIN}, {Fd: int32(r.fd), Events: unix.POLLIN}}
+	timeout := -1
+	if pause > 0 {
+		fds, timeout = fds[:1], int(pause/time.Millisecond)
+	}
+	if _, err := poll(fds, timeout); err != nil {
+		return err
+	}
+	if fds[0].Revents&unix.POLLIN != 0 {
+		var b [8]byte
+		unix.Read(r.event, b[:]) // resets it; EAGAIN: read already
+	}
+	if len(fds) > 1 && fds[1].Revents&unix.POLLERR != 0 {
+		// The kernel unhooked the socket (packet_notifier sets
+		// ENETDOWN): read the error, or poll(2) reports it again at
+		// once, and remember it for unhook.
+		e, err := unix.GetsockoptInt(r.fd, unix.SOL_SOCKET, unix.SO_ERROR)
+		if err != nil {
+			return os.NewSyscallError("getsockopt SO_ERROR", err)
+		}
+		if unix.Errno(e) == unix.ENETDOWN {
+			r.netDown.Store(true)
+		}
+	}
+	return nil
+}
+
+// poll is poll(2), again after EINTR.
+func poll(fds []unix.PollFd, timeoutMs int) (int, error) {
 	for {
+		n, err := unix.Poll(fds, timeoutMs)
+		if err != unix.EINTR {
+			if err != nil {
+				return n, os.NewSyscallError("poll", err)
+			}
+			return n, nil
+		}
+	}
+}
+
+// readReady delivers and releases every retired block, in order, and
+// says how many.
+func (r *Ring) readReady(fn func(*Packet) error) (int, error) {
+	for n := 0; ; n++ {
 		b := r.blocks[r.cur]
 		if loadStatus(b)&unix.TP_STATUS_USER == 0 {
-			return nil
+			return n, nil
 		}
 		err := r.w.walk(b, loadNumPkts(b), fn)
 		if r.done != nil {
@@ -232,7 +324,7 @@ func (r *Ring) readReady(fn func(*Packet) error) error {
 		releaseBlock(b)
 		r.cur = (r.cur + 1) % len(r.blocks)
 		if err != nil {
-			return err
+			return n + 1, err
 		}
 	}
 }
@@ -243,7 +335,7 @@ func (r *Ring) drain(fn func(*Packet) error) error {
 		return err
 	}
 	for {
-		if err := r.readReady(fn); err != nil {
+		if _, err := r.readReady(fn); err != nil {
 			return err
 		}
 		b := r.blocks[r.cur]
@@ -312,7 +404,7 @@ func (r *Ring) unhook() error {
 		if err != nil {
 			return os.NewSyscallError("getsockopt SO_ERROR", err)
 		}
-		if unix.Errno(e) != unix.ENETDOWN {
+		if unix.Errno(e) != unix.ENETDOWN && !r.netDown.Load() {
 			return nil
 		}
 		if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(etherTypeLocalExp2)}); err != nil {
@@ -322,25 +414,26 @@ func (r *Ring) unhook() error {
 	})
 }
 
-// control runs fn with the socket's fd, through the runtime poller's
-// Control so that a concurrent Close cannot reuse the fd under it.
+// control runs fn with the socket's fd, which a concurrent Close cannot
+// close (and the process reuse) under it.
 func (r *Ring) control(fn func(fd int) error) error {
-	rc, err := r.conn.SyscallConn()
-	if err != nil {
-		return err
+	r.fdMu.RLock()
+	defer r.fdMu.RUnlock()
+	if r.fd < 0 {
+		return os.ErrClosed
 	}
-	var ferr error
-	if err := rc.Control(func(fd uintptr) { ferr = fn(int(fd)) }); err != nil {
-		return err
-	}
-	return ferr
+	return fn(r.fd)
 }
 
 // Stats returns running totals of the kernel's counters.
 func (r *Ring) Stats() (Stats, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	st, err := r.conn.GetsockoptTpacketStatsV3(unix.SOL_PACKET, unix.PACKET_STATISTICS)
+	var st *unix.TpacketStatsV3
+	err := r.control(func(fd int) (err error) {
+		st, err = unix.GetsockoptTpacketStatsV3(fd, unix.SOL_PACKET, unix.PACKET_STATISTICS)
+		return os.NewSyscallError("getsockopt PACKET_STATISTICS", err)
+	})
 	if err != nil {
 		return r.stats, fmt.Errorf("read ring statistics: %w", err)
 	}
@@ -353,7 +446,14 @@ func (r *Ring) Stats() (Stats, error) {
 // Close unmaps the ring and closes the socket. It is idempotent.
 func (r *Ring) Close() error {
 	r.closeOnce.Do(func() {
-		err := r.conn.Close()
+		r.signal() // a reader waiting in poll(2) returns, and lets go of fdMu
+		r.fdMu.Lock()
+		err := os.NewSyscallError("close", unix.Close(r.fd))
+		if r.event >= 0 {
+			unix.Close(r.event)
+		}
+		r.fd, r.event = -1, -1
+		r.fdMu.Unlock()
 		if r.mem != nil {
 			if merr := unix.Munmap(r.mem); merr != nil && err == nil {
 				err = os.NewSyscallError("munmap", merr)
