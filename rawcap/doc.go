@@ -6,8 +6,12 @@
 // is the socket bound to ETH_P_ALL on the interface: no packet the filter
 // rejects can slip in before the filter is there.
 //
-// Readers wait for retired blocks through the Go runtime poller, so closing
-// the ring or cancelling the context unblocks them at once. Packets are
+// Readers wait for retired blocks in poll(2), on the socket and on an
+// eventfd, outside the Go runtime poller (whose thread would wake for every
+// block); closing the ring, Wake or cancelling the context write the
+// eventfd and unblock them at once. On a busy link a reader paces itself:
+// it sleeps a few milliseconds between reads and takes several blocks at a
+// time (pace.go). Packets are
 // handed to the caller as zero-copy views valid during the callback, and
 // every block goes back to the kernel as soon as its packets were delivered.
 // Stopping loses nothing and lets nothing else in: a filter that rejects
