@@ -69,7 +69,7 @@ func Open(ifindex int, cfg *Config) (*Ring, error) {
 // receives nothing yet. Allocating a large ring is the slow part of
 // opening one (the kernel zeroes it), so a caller may do it while the
 // interface is still being created, and Bind later.
-func New(cfg *Config) (r *Ring, err error) {
+func New(cfg *Config) (_ *Ring, err error) {
 	c := cfg.withDefaults()
 	page := os.Getpagesize()
 	if c.BlockSize < page || c.BlockSize&(c.BlockSize-1) != 0 {
@@ -93,15 +93,17 @@ func New(cfg *Config) (r *Ring, err error) {
 	if err != nil {
 		return nil, err
 	}
-	r = &Ring{fd: fd, event: -1, nblocks: nblocks, w: walker{snapLen: c.SnapLen}}
+	r := &Ring{fd: fd, event: -1, nblocks: nblocks, w: walker{snapLen: c.SnapLen}}
 	defer func() {
 		if err != nil {
 			r.Close()
 		}
 	}()
-	if r.event, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
+	event, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
 		return nil, fmt.Errorf("open ring: %w", os.NewSyscallError("eventfd", err))
 	}
+	r.event = event
 	if err := r.control(func(fd int) error { return r.setup(fd, &c, nblocks) }); err != nil {
 		return nil, err
 	}
