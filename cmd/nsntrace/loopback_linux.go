@@ -86,7 +86,7 @@ func (s *session) bindLoopback(loc chan newRing) error {
 		return fmt.Errorf("open capture on the program's lo: %w", nr.err)
 	}
 	s.lo = nr.r
-	s.do(func() { s.lo.Close() }) // after Stats; a close error loses nothing
+	s.doAside(func() { s.lo.Close() }) // after Stats; a close error loses nothing
 	if err := s.lo.Bind(s.link.LoopbackIndex()); err != nil {
 		return fmt.Errorf("open capture on the program's lo: %w", err)
 	}
