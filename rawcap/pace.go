@@ -16,6 +16,14 @@ import "time"
 // that at the rate seen at most a quarter of the ring fills during it,
 // and is never taken on a ring of fewer than minPaceBlocks blocks; a stop
 // or Wake ends it at once.
+//
+// Only full blocks count as a busy link: the kernel also hands a block
+// over when the block timeout passes with packets in it, and a live
+// capture (a 10 ms timeout) on a trickle of packets would otherwise be
+// paced, adding up to maxPause to the latency the short timeout is there
+// to keep low. So blocks must come less than half the timeout apart (the
+// retire timer counts in jiffies and may fire early), and a sleep never
+// lasts longer than the timeout.
 const (
 	maxPause      = 20 * time.Millisecond
 	minPaceBlocks = 8
@@ -23,13 +31,14 @@ const (
 
 // pacer decides how long the reader sleeps before it waits for a block.
 type pacer struct {
-	last time.Time // when the reader last found blocks ready
+	tov  time.Duration // the ring's block timeout
+	last time.Time     // when the reader last found blocks ready
 }
 
 // next returns the sleep before the next wait, now that the reader found
 // n blocks ready at now in a ring of nblocks blocks: zero when it found
-// none (it was woken for something else), when blocks come more than
-// maxPause apart, or when it is falling behind.
+// none (it was woken for something else), when blocks come maxPause or
+// half the block timeout apart or more, or when it is falling behind.
 func (p *pacer) next(n int, now time.Time, nblocks int) time.Duration {
 	if n == 0 {
 		return 0
@@ -40,8 +49,8 @@ func (p *pacer) next(n int, now time.Time, nblocks int) time.Duration {
 		return 0
 	}
 	every := now.Sub(prev) / time.Duration(n) // how often a block came
-	if every >= maxPause {
+	if every >= min(maxPause, p.tov/2) {
 		return 0
 	}
-	return min(maxPause, every*time.Duration(nblocks/4))
+	return min(maxPause, p.tov, every*time.Duration(nblocks/4))
 }

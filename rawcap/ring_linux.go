@@ -93,7 +93,7 @@ func New(cfg *Config) (_ *Ring, err error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Ring{fd: fd, event: -1, nblocks: nblocks, w: walker{snapLen: c.SnapLen}}
+	r := &Ring{fd: fd, event: -1, nblocks: nblocks, w: walker{snapLen: c.SnapLen}, pace: pacer{tov: c.BlockTimeout}}
 	defer func() {
 		if err != nil {
 			r.Close()
