@@ -70,6 +70,9 @@ type httpSample struct {
 	// idle, not stolen by the hypervisor) per request, in µs; steal is
 	// the share of CPU time the hypervisor took for others meanwhile.
 	cpuPerReq, steal float64
+	// toolPerReq is the capture tool's own CPU (nsntrace's or tcpdump's
+	// process, all its threads; not the traced server) per request, in µs.
+	toolPerReq       float64
 	captured, drops  float64
 	inFiles, hasCapt bool
 	filePackets      float64
@@ -193,7 +196,7 @@ ip addr add 10.88.0.1/31 dev plainh; ip link set plainh up`); err != nil {
 		}
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 2, 8, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "load\tpath\treq/s\tratio\tCPU µs/req\tratio\tsteal\tp99 ms\tcaptured\tkernel drops\tpackets in files\t")
+	fmt.Fprintln(tw, "load\tpath\treq/s\tratio\tCPU µs/req\tratio\tcapture tool µs/req\tsteal\tp99 ms\tcaptured\tkernel drops\tpackets in files\t")
 	for _, m := range modes {
 		base, cbase := 0.0, 0.0
 		for i, row := range rows {
@@ -211,14 +214,15 @@ ip addr add 10.88.0.1/31 dev plainh; ip link set plainh up`); err != nil {
 			if i == 0 {
 				base, cbase = median(rps), median(cpr)
 			}
-			capt, drops, inf := "-", "-", "-"
+			capt, drops, inf, tool := "-", "-", "-", "-"
 			if ss[0].hasCapt {
+				tool = col(func(s httpSample) float64 { return s.toolPerReq }, "%.1f")
 				capt = col(func(s httpSample) float64 { return s.captured }, "%.0f")
 				drops = col(func(s httpSample) float64 { return s.drops }, "%.0f")
 				inf = col(func(s httpSample) float64 { return s.filePackets }, "%.0f")
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%.2f\t%s\t%.2f\t%s\t%s\t%s\t%s\t%s\t\n", m.name, row.name, col(func(s httpSample) float64 { return s.rps }, "%.0f"),
-				median(rps)/base, col(func(s httpSample) float64 { return s.cpuPerReq }, "%.1f"), median(cpr)/cbase,
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%.2f\t%s\t%.2f\t%s\t%s\t%s\t%s\t%s\t%s\t\n", m.name, row.name, col(func(s httpSample) float64 { return s.rps }, "%.0f"),
+				median(rps)/base, col(func(s httpSample) float64 { return s.cpuPerReq }, "%.1f"), median(cpr)/cbase, tool,
 				col(func(s httpSample) float64 { return 100 * s.steal }, "%.0f%%"), col(func(s httpSample) float64 { return s.p99ms }, "%.2f"), capt, drops, inf)
 		}
 	}
@@ -288,9 +292,15 @@ func httpRun(h, u, p netns, name, port string, start func() *exec.Cmd, files fun
 		return s, fmt.Errorf("server never answered: %v: %s", err, out.String())
 	}
 	args := append([]string{"wrk", "-t2", "-c32", "-d" + strconv.Itoa(secs) + "s", "--latency"}, wrkArgs...)
+	tool := srv
+	if dump != nil {
+		tool = dump
+	}
 	c0, cerr0 := readCPUTimes()
+	t0, terr0 := procCPU(tool.Process.Pid)
 	wout, werr := u.cmd(append(args, url)...).CombinedOutput()
 	c1, cerr1 := readCPUTimes()
+	t1, terr1 := procCPU(tool.Process.Pid)
 	stop(srv)
 	if dump != nil {
 		stop(dump)
@@ -306,10 +316,11 @@ func httpRun(h, u, p netns, name, port string, start func() *exec.Cmd, files fun
 	s.rps, _ = strconv.ParseFloat(string(m[1]), 64)
 	s.p99ms, _ = strconv.ParseFloat(string(l[1]), 64)
 	s.p99ms *= map[string]float64{"us": 1e-3, "ms": 1, "s": 1e3}[string(l[2])]
-	if err := errors.Join(cerr0, cerr1); err != nil {
+	if err := errors.Join(cerr0, cerr1, terr0, terr1); err != nil {
 		return s, err
 	}
 	s.cpuPerReq = (c1.busy - c0.busy).Seconds() * 1e6 / (s.rps * float64(secs))
+	s.toolPerReq = (t1 - t0).Seconds() * 1e6 / (s.rps * float64(secs))
 	s.steal = (c1.steal - c0.steal).Seconds() / (c1.all - c0.all).Seconds()
 	if files != nil {
 		text := out.String()
@@ -332,6 +343,29 @@ func httpRun(h, u, p netns, name, port string, start func() *exec.Cmd, files fun
 		}
 	}
 	return s, nil
+}
+
+// procCPU is the CPU time process pid has used, user and system, over
+// all its threads (proc(5): utime and stime of /proc/PID/stat).
+func procCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	i := bytes.LastIndexByte(b, ')')
+	f := strings.Fields(string(b[i+1:])) // from field 3, state
+	if i < 0 || len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected %q", pid, b)
+	}
+	var t time.Duration
+	for _, s := range f[11:13] {
+		n, err := strconv.ParseUint(s, 10, 63)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+		}
+		t += time.Duration(n) * time.Second / 100 // USER_HZ
+	}
+	return t, nil
 }
 
 // cpuTimes are the machine's CPU times, over all CPUs.
