@@ -227,7 +227,9 @@ func (f *Flows) account(data []byte, length int, ts int64, outbound bool) int {
 	case p.payload == 0:
 	case dns:
 		n = len(data)
-	case proto == ProtoTCP && outbound && e.nameSegs < nameSegments:
+	case proto == ProtoTCP && outbound && e.nameSegs < nameSegments && e.flags&(fOutbound|fMidStream) != 0:
+		// What the program sends as a server (its peer sent the SYN)
+		// names nothing: a name is in what the client sends.
 		e.nameSegs++
 		n = min(len(data), p.l4off+nameHead)
 	}
@@ -237,7 +239,7 @@ func (f *Flows) account(data []byte, length int, ts int64, outbound bool) int {
 		addrs, ports := binary.LittleEndian.Uint64(data[26:]), binary.LittleEndian.Uint32(data[34:])
 		f.hot[hotSlot(addrs, ports)] = hotFlow{
 			addrs: addrs, ports: ports, proto: data[23], valid: true, out: outbound, idx: f.last,
-			names: proto == ProtoTCP && outbound && e.nameSegs < nameSegments,
+			names: proto == ProtoTCP && outbound && e.nameSegs < nameSegments && e.flags&(fOutbound|fMidStream) != 0,
 		}
 	}
 	return n

@@ -610,6 +610,25 @@ func TestNamePackets(t *testing.T) {
 	}
 }
 
+// TestNamePacketsServer: what the program sends on a connection its peer
+// started (it serves) goes to no decoder, while a connection first seen
+// mid-stream, which the program may have started, still does.
+func TestNamePacketsServer(t *testing.T) {
+	f := NewFlows(&Config{MaxConversations: 8})
+	syn := frame(t, pkt{src: web, dst: local, sport: 50000, dport: 80, tcp: &layers.TCP{SYN: true}})
+	f.Account(syn, len(syn), 1, false)
+	resp := frame(t, pkt{src: local, dst: web, sport: 80, dport: 50000, tcp: &layers.TCP{ACK: true, PSH: true}, payload: []byte("HTTP/1.1 200 OK\r\n\r\n")})
+	for i := 0; i < 3; i++ {
+		if n := f.Account(resp, len(resp), int64(2+i), true); n != 0 {
+			t.Errorf("a server's reply %d: %d bytes for the decoder", i, n)
+		}
+	}
+	mid := frame(t, pkt{src: local, dst: web, sport: 50001, dport: 443, tcp: &layers.TCP{ACK: true, PSH: true}, payload: []byte("hello")})
+	if n := f.Account(mid, len(mid), 5, true); n != len(mid) {
+		t.Errorf("mid-stream, the program's ephemeral port: %d bytes for the decoder, want %d", n, len(mid))
+	}
+}
+
 // BenchmarkAccount is the capture path's part of the summary alone: a
 // UDP packet of one conversation, or of a new conversation every time
 // (the table fills, then every packet is a miss: the worst case).
