@@ -174,6 +174,11 @@ type procs struct {
 	next  int
 	// err is the first failure of a lookup, reported once the run ended.
 	err error
+	// commentOf and comment are attribute's last packet comment and the
+	// process it names (a service's connections mostly name one), for
+	// the capture goroutine alone: not guarded by mu.
+	commentOf summary.Process
+	comment   string
 	// pending are the conversations whose answer came later, to be
 	// looked up again by retry; closed says that p was closed.
 	pending []connKey
@@ -438,14 +443,23 @@ func (p *procs) attribute(f *summary.Flows, c summary.NewConv) string {
 	a, ok := p.known[k]
 	if !ok || a.later {
 		a = p.lookup(k)
-		p.remember(k, a)
+		// Only the watcher reads answers again: to skip the datagrams
+		// of a known UDP conversation, and to find one it asked to be
+		// looked up later. A TCP connection it did not see costs no
+		// entry (under load, a served port's connections).
+		if ok || k.proto == summary.ProtoUDP {
+			p.remember(k, a)
+		}
 	}
 	p.mu.Unlock()
 	if !a.ok {
 		return ""
 	}
 	f.SetProcess(c, a.p)
-	return fmt.Sprintf("nsntrace: pid %d %s (%s)", a.p.Pid, a.p.Comm, a.p.Cmdline)
+	if a.p != p.commentOf || p.comment == "" { // only this goroutine uses them
+		p.commentOf, p.comment = a.p, fmt.Sprintf("nsntrace: pid %d %s (%s)", a.p.Pid, a.p.Comm, a.p.Cmdline)
+	}
+	return p.comment
 }
 
 // lookup asks the kernel for k's socket and finds its process. The
