@@ -247,7 +247,12 @@ func newCommand(o *options) *cobra.Command {
 		}
 		return pflag.NormalizedName(name)
 	})
+	addCompletions(cmd)
+	return cmd
+}
 
+// addCompletions says what the shells complete for each flag's value.
+func addCompletions(cmd *cobra.Command) {
 	mustComplete(cmd, "format", cobra.FixedCompletions([]string{"pcapng", "pcap"}, cobra.ShellCompDirectiveNoFileComp))
 	mustComplete(cmd, "device", completeDevice)
 	mustComplete(cmd, "interface", completeDevice)
@@ -260,7 +265,6 @@ func newCommand(o *options) *cobra.Command {
 	for _, n := range []string{"file-size", "rotate-seconds", "file-count", "count", "duration", "publish", "allow"} {
 		mustComplete(cmd, n, cobra.NoFileCompletions)
 	}
-	return cmd
 }
 
 func mustHide(f *pflag.FlagSet, names ...string) {
