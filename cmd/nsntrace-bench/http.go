@@ -174,6 +174,12 @@ ip addr add 10.88.0.1/31 dev plainh; ip link set plainh up`); err != nil {
 			return true
 		})
 	}
+	// The -alt build beside this one, whichever rows were asked for.
+	if *flagAlt != "" {
+		rows = slices.Insert(rows, min(2, len(rows)), httpRow{"nsntrace-alt -p (-alt)", "8080", func() *exec.Cmd {
+			return h.cmd(append([]string{*flagAlt, "-p", "8080:80", "-o", file}, nginx...)...)
+		}, func() []string { return []string{file} }})
+	}
 	modes := []struct {
 		name string
 		args []string

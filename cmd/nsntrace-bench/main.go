@@ -39,7 +39,7 @@ var (
 	flagSizes   = flag.String("sizes", "64,1514", "frame sizes of table 1")
 	flagSinks   = flag.String("sinks", "/dev/null,tmpfs,ext4", "sinks of table 1 (ext4: a file system on a loop device, in a private mount namespace)")
 	flagTools   = flag.String("tools", "nsntrace,tcpdump,netsniff-ng", "capture tools of tables 1 and 2")
-	flagAlt     = flag.String("alt", "", "a second nsntrace binary to compare in tables 1-4 (nsntrace-alt), for A/B tests of a change")
+	flagAlt     = flag.String("alt", "", "a second nsntrace binary to compare in tables 1-4 and 6 (nsntrace-alt), for A/B tests of a change")
 	flagHTTP    = flag.String("http-rows", "", "comma-separated words: table 6 runs only the rows whose name holds one of them (the first row, untraced, always runs: the ratios are to it); empty: every row")
 )
 
