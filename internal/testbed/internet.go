@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/binary"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,8 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -46,7 +49,7 @@ var (
 const (
 	HTTPPort    = 8080 // HTTP/1.1, answers "hello from upstream\n"; /bytes/N answers N bytes
 	EchoPort    = 7    // TCP and UDP echo
-	HTTPSPort   = 443  // the HTTP/1.1 server over TLS 1.3, with a self-signed certificate for www.example.test
+	HTTPSPort   = 443  // the HTTP server over TLS 1.3 (HTTP/2 by ALPN, else HTTP/1.1), its self-signed certificate for www.example.test and the server addresses in Internet.CACert
 	DNSPort     = 53   // UDP and TCP DNS for the zone in Internet.Zone
 	ClosedPort  = 9    // nothing listens: TCP gets RST
 	HTTPBody    = "hello from upstream\n"
@@ -83,6 +86,9 @@ type Internet struct {
 	// get NXDOMAIN. CNAMEs maps alias -> target.
 	Zone   map[string][]netip.Addr
 	CNAMEs map[string]string
+	// CACert is a PEM file, readable by any user, of the certificate the
+	// TLS server (HTTPSPort) presents, for curl --cacert.
+	CACert string
 
 	mu   sync.Mutex
 	seen []Seen
@@ -250,14 +256,15 @@ func (in *Internet) startServers(t testing.TB) {
 		srv.Shutdown(ctx)
 	})
 
-	// The same over TLS: a TLS library's key log must decrypt it.
+	// The same over TLS: a TLS library's key log must decrypt it. It
+	// speaks HTTP/2 to a client that offers it (ALPN), HTTP/1.1 else.
 	tl, _ := listen(t, in.U, "tcp", fmt.Sprintf(":%d", HTTPSPort))
+	cert := selfSigned(t)
+	in.CACert = writeCert(t, cert)
 	tsrv := &http.Server{
 		Handler:           srv.Handler,
-		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{selfSigned(t)}, MinVersion: tls.VersionTLS13},
+		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13},
 		ReadHeaderTimeout: 10 * time.Second,
-		// HTTP/1.1 only, which tshark shows as http once decrypted.
-		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
 	}
 	go tsrv.ServeTLS(tl, "", "")
 	t.Cleanup(func() {
@@ -363,6 +370,26 @@ func selfSigned(t testing.TB) tls.Certificate {
 		t.Fatal(err)
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// writeCert writes c's certificate as PEM into a file any user may read
+// (a traced program may run as nobody), removed at the end of the test.
+func writeCert(t testing.TB, c tls.Certificate) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "nsntrace-ca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	f := filepath.Join(dir, "ca.pem")
+	b := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Certificate[0]})
+	if err := os.WriteFile(f, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil { // MkdirTemp makes it 0700
+		t.Fatal(err)
+	}
+	return f
 }
 
 func acceptLoop(l net.Listener, handle func(net.Conn)) {
