@@ -218,3 +218,72 @@ func hasRecord(t *testing.T, pid int) bool {
 	}
 	return len(m) > 0
 }
+
+// TestInterfaceSignals: --interface mode handles the signals a traced
+// run does. SIGUSR2 flushes the file, so that tshark reads what was
+// captured so far while it goes on; SIGUSR1 prints the counters; QUIT,
+// ABRT, a SEGV sent with kill, and HUP end it as ctrl-c does (status 0
+// in this mode, as for tcpdump) with a complete file and no goroutine
+// dump.
+func TestInterfaceSignals(t *testing.T) {
+	t.Parallel()
+	e := newE2E(t, nil)
+	for _, sig := range []syscall.Signal{syscall.SIGQUIT, syscall.SIGABRT, syscall.SIGSEGV, syscall.SIGHUP} {
+		t.Run(sig.String(), func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), "i.pcapng")
+			cmd := e.cmd("--interface", e.in.UplinkH, "-f", "udp port 7", "-o", file)
+			var se testbed.SyncBuffer
+			cmd.Stderr = &se
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			ended := false
+			defer func() {
+				if !ended {
+					cmd.Process.Kill()
+					cmd.Wait()
+				}
+			}()
+			// An exchange, a block timeout, a flush: until tshark reads
+			// a whole exchange from the file being written (the capture's
+			// start-up is not ours to guess).
+			got := 0
+			for deadline := time.Now().Add(30 * time.Second); got < 2 && time.Now().Before(deadline); {
+				e.in.H.Run(t, "env", helperEnv+"=1", os.Args[0], "udp", testbed.UpstreamAddr.String()+":7", "iface-signals")
+				time.Sleep(200 * time.Millisecond)
+				cmd.Process.Signal(syscall.SIGUSR2)
+				time.Sleep(100 * time.Millisecond)
+				out, _ := exec.Command("tshark", "-r", file, "-Y", "udp.port == 7").Output()
+				got = strings.Count(string(out), "\n")
+			}
+			if got < 2 {
+				t.Fatalf("after SIGUSR2 tshark reads %d packets of the exchanges from the file being written, want 2 or more\n%s", got, se.String())
+			}
+			cmd.Process.Signal(syscall.SIGUSR1)
+			line := ""
+			for deadline := time.Now().Add(10 * time.Second); line == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+				for _, l := range strings.Split(se.String(), "\n") {
+					if strings.Contains(l, "dropped by kernel, writing "+file) {
+						line = l
+					}
+				}
+			}
+			if line == "" {
+				t.Errorf("SIGUSR1 printed no counters\n%s", se.String())
+			}
+			cmd.Process.Signal(sig)
+			code := waitEnd(t, cmd, sig.String())
+			ended = true
+			t.Logf("stderr:\n%s", se.String())
+			if code != 0 {
+				t.Errorf("exit %d after %v, want 0", code, sig)
+			}
+			if strings.Contains(se.String(), "goroutine ") {
+				t.Error("a goroutine dump on stderr")
+			}
+			if c := readISB(t, file); c.blocks != 1 || c.packets < 2 {
+				t.Errorf("file: %d statistics blocks, %d packets; want 1 and the exchanges", c.blocks, c.packets)
+			}
+		})
+	}
+}
