@@ -118,15 +118,7 @@ func TestUserSignals(t *testing.T) {
 	}()
 	time.Sleep(300 * time.Millisecond) // past the block timeout: the echo is handed over
 
-	cmd.Process.Signal(syscall.SIGUSR1)
-	var line string
-	for deadline := time.Now().Add(10 * time.Second); line == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		for _, l := range strings.Split(se.String(), "\n") {
-			if strings.Contains(l, "dropped by kernel, writing "+file) {
-				line = l
-			}
-		}
-	}
+	line := counterLine(cmd, &se, file)
 	var n int
 	if _, err := fmt.Sscanf(line, "nsntrace: %d packets captured", &n); err != nil || n < 2 {
 		t.Errorf("SIGUSR1: counter line %q (%v); want at least the datagram and its echo\n%s", line, err, se.String())
@@ -135,8 +127,7 @@ func TestUserSignals(t *testing.T) {
 	cmd.Process.Signal(syscall.SIGUSR2)
 	var got int
 	for deadline := time.Now().Add(10 * time.Second); got < 2 && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		out, _ := exec.Command("tshark", "-r", file, "-Y", "udp.port == 7").Output()
-		got = strings.Count(string(out), "\n")
+		got = readSoFar(file)
 	}
 	if got != 2 {
 		t.Errorf("after SIGUSR2 tshark reads %d packets of the exchange from the file being written, want 2", got)
@@ -253,22 +244,12 @@ func TestInterfaceSignals(t *testing.T) {
 				time.Sleep(200 * time.Millisecond)
 				cmd.Process.Signal(syscall.SIGUSR2)
 				time.Sleep(100 * time.Millisecond)
-				out, _ := exec.Command("tshark", "-r", file, "-Y", "udp.port == 7").Output()
-				got = strings.Count(string(out), "\n")
+				got = readSoFar(file)
 			}
 			if got < 2 {
 				t.Fatalf("after SIGUSR2 tshark reads %d packets of the exchanges from the file being written, want 2 or more\n%s", got, se.String())
 			}
-			cmd.Process.Signal(syscall.SIGUSR1)
-			line := ""
-			for deadline := time.Now().Add(10 * time.Second); line == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-				for _, l := range strings.Split(se.String(), "\n") {
-					if strings.Contains(l, "dropped by kernel, writing "+file) {
-						line = l
-					}
-				}
-			}
-			if line == "" {
+			if counterLine(cmd, &se, file) == "" {
 				t.Errorf("SIGUSR1 printed no counters\n%s", se.String())
 			}
 			cmd.Process.Signal(sig)
@@ -286,4 +267,25 @@ func TestInterfaceSignals(t *testing.T) {
 			}
 		})
 	}
+}
+
+// counterLine sends cmd SIGUSR1 and returns the counter line it prints on
+// se for file, or "" if none comes within 10 s.
+func counterLine(cmd *exec.Cmd, se *testbed.SyncBuffer, file string) string {
+	cmd.Process.Signal(syscall.SIGUSR1)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		for _, l := range strings.Split(se.String(), "\n") {
+			if strings.Contains(l, "dropped by kernel, writing "+file) {
+				return l
+			}
+		}
+	}
+	return ""
+}
+
+// readSoFar is how many packets of the UDP echo exchanges tshark reads
+// from file, which may still be being written.
+func readSoFar(file string) int {
+	out, _ := exec.Command("tshark", "-r", file, "-Y", "udp.port == 7").Output()
+	return strings.Count(string(out), "\n")
 }
