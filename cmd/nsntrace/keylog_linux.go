@@ -41,10 +41,12 @@ const maxKeyLogConns = 1 << 14
 // (NSS key log format). Keys the program uses to send were logged before
 // it sent: reading the FIFO after a packet was captured finds them. Keys
 // for what the server sends the program can only derive from the server's
-// first flight: that packet waits until a line with its connection's
-// client random has come, no writer has the FIFO open, or keyLogWait has
-// passed (after which no packet waits again until some line comes: a
-// program that does not log keys costs one wait, not one per connection).
+// first flight: that packet waits until the lines Wireshark needs before
+// it (keySet.ready) have come for its connection's client random, no
+// writer has the FIFO open, or keyLogWait has passed (after which no
+// packet waits again until some connection's lines are complete: a
+// program that does not log keys, or whose handshakes fail, costs one
+// wait, not one per connection).
 type keyLog struct {
 	f       *os.File
 	rc      syscall.RawConn
@@ -53,8 +55,43 @@ type keyLog struct {
 	drained int64 // when the FIFO was last read to its end (Unix ns)
 
 	pending map[summary.Conv][32]byte // connections whose hello the program sent and whose keys are not logged
-	logged  map[[32]byte]struct{}     // client randoms of the lines seen
-	gaveUp  bool                      // a wait timed out and no line came since
+	logged  map[[32]byte]keySet       // the lines seen, by client random
+	gaveUp  bool                      // a wait timed out and no connection's lines were complete since
+}
+
+// keySet says which lines of the NSS key log format a connection has.
+type keySet uint8
+
+const (
+	keyClientRandom    keySet = 1 << iota // TLS 1.2 and older: the master secret, all there is
+	keyServerHandshake                    // TLS 1.3 from here on
+	keyClientHandshake
+	keyServerTraffic
+)
+
+// flightKeys are the TLS 1.3 lines that must precede the server's first
+// flight in the file: Wireshark installs both handshake keys at the
+// ServerHello and the server's application key at its Finished, which is
+// in that flight, often in the very packet, with 0.5-RTT data after it;
+// a key it lacks then stays lacking for the whole connection. OpenSSL
+// logs them one write at a time while it reads the flight, the server's
+// handshake secret first: the first line of a connection is not enough.
+const flightKeys = keyServerHandshake | keyClientHandshake | keyServerTraffic
+
+// ready says whether a connection's lines are all that its server's first
+// flight needs.
+func (s keySet) ready() bool {
+	return s&keyClientRandom != 0 || s&flightKeys == flightKeys
+}
+
+// keyLabels maps the labels that decide readiness to their bits; other
+// labels (EXPORTER_SECRET, CLIENT_TRAFFIC_SECRET_0, early data) go into
+// the file but decide nothing.
+var keyLabels = map[string]keySet{
+	"CLIENT_RANDOM":                   keyClientRandom,
+	"SERVER_HANDSHAKE_TRAFFIC_SECRET": keyServerHandshake,
+	"CLIENT_HANDSHAKE_TRAFFIC_SECRET": keyClientHandshake,
+	"SERVER_TRAFFIC_SECRET_0":         keyServerTraffic,
 }
 
 // maxKeyLogLine bounds a line kept while its end is awaited; key log
@@ -67,7 +104,7 @@ func newKeyLog(f *os.File) (*keyLog, error) {
 		return nil, fmt.Errorf("read the TLS key log: %w", err)
 	}
 	return &keyLog{f: f, rc: rc, buf: make([]byte, 64<<10),
-		pending: map[summary.Conv][32]byte{}, logged: map[[32]byte]struct{}{}}, nil
+		pending: map[summary.Conv][32]byte{}, logged: map[[32]byte]keySet{}}, nil
 }
 
 // before writes to w the key lines that may decrypt data, a frame
@@ -91,7 +128,7 @@ func (k *keyLog) before(data []byte, ts int64, dir pcapng.Direction, w pcapng.Wr
 	if outbound {
 		if cr := summary.ClientRandom(payload); cr != nil {
 			r := [32]byte(cr)
-			if _, done := k.logged[r]; !done {
+			if !k.logged[r].ready() {
 				if len(k.pending) >= maxKeyLogConns {
 					clear(k.pending)
 				}
@@ -108,10 +145,10 @@ func (k *keyLog) before(data []byte, ts int64, dir pcapng.Direction, w pcapng.Wr
 	return k.await(r, time.Unix(0, ts).Add(keyLogWait), w)
 }
 
-// await reads the FIFO until a line for client random r has come.
+// await reads the FIFO until the lines for client random r are ready.
 func (k *keyLog) await(r [32]byte, deadline time.Time, w pcapng.Writer) error {
 	for {
-		if _, ok := k.logged[r]; ok || k.gaveUp {
+		if k.logged[r].ready() || k.gaveUp {
 			return nil
 		}
 		d := time.Until(deadline)
@@ -193,7 +230,7 @@ func (k *keyLog) drain(w pcapng.Writer) error {
 	return err
 }
 
-// learn remembers the client randoms that lines name: LABEL RANDOM SECRET.
+// learn remembers which lines (LABEL RANDOM SECRET) each client random has.
 func (k *keyLog) learn(lines []byte) {
 	for len(lines) > 0 {
 		line := lines
@@ -213,7 +250,10 @@ func (k *keyLog) learn(lines []byte) {
 		if len(k.logged) >= maxKeyLogConns {
 			clear(k.logged)
 		}
-		k.logged[r] = struct{}{}
-		k.gaveUp = false
+		was := k.logged[r]
+		k.logged[r] = was | keyLabels[string(f[0])]
+		if !was.ready() && k.logged[r].ready() {
+			k.gaveUp = false
+		}
 	}
 }

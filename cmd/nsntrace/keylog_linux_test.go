@@ -64,9 +64,12 @@ func keyFIFO(t *testing.T) (string, *keyLog) {
 	return path, k
 }
 
-// The server's first flight waits for the line the program logs after
+// The server's first flight waits for the lines the program logs after
 // reading it, however late the program is (here 300 ms, far more than a
-// fixed lag allowed), and only that packet waits.
+// fixed lag allowed), and only that packet waits. The lines come as
+// OpenSSL writes them, one at a time with the program's work between
+// them; the wait ends when all that Wireshark needs before the flight
+// has come, not at the first line.
 func TestKeyLogWaitsForTheConnectionsKeys(t *testing.T) {
 	path, k := keyFIFO(t)
 	random := strings.Repeat("ab", 32)
@@ -82,15 +85,19 @@ func TestKeyLogWaitsForTheConnectionsKeys(t *testing.T) {
 	if err := k.before(tcpFrame(true, hello), now, pcapng.DirectionOutbound, rec); err != nil {
 		t.Fatal(err)
 	}
+	order := []string{"SERVER_HANDSHAKE_TRAFFIC_SECRET", "EXPORTER_SECRET", "SERVER_TRAFFIC_SECRET_0", "CLIENT_HANDSHAKE_TRAFFIC_SECRET", "CLIENT_TRAFFIC_SECRET_0"}
 	go func() {
 		time.Sleep(300 * time.Millisecond)
-		w.WriteString("CLIENT_HANDSHAKE_TRAFFIC_SECRET " + random + " 0011\nSERVER_HANDSHAKE_TRAFFIC_SECRET " + random + " 2233\n")
+		for _, label := range order {
+			w.WriteString(label + " " + random + " 0011\n")
+			time.Sleep(50 * time.Millisecond)
+		}
 	}()
 	if err := k.before(tcpFrame(false, []byte{22, 3, 3, 0, 90, 2}), time.Now().UnixNano(), pcapng.DirectionInbound, rec); err != nil {
 		t.Fatal(err)
 	}
-	if len(rec.lines) != 6 || rec.lines[1] != random {
-		t.Fatalf("before the server's flight: %q, want both handshake lines", rec.lines)
+	if len(rec.lines) != 3*4 || rec.lines[1] != random || rec.lines[9] != "CLIENT_HANDSHAKE_TRAFFIC_SECRET" {
+		t.Fatalf("before the server's flight: %q, want the four lines up to the client's handshake secret", rec.lines)
 	}
 	// Later packets of the connection do not wait.
 	start := time.Now()
@@ -141,5 +148,50 @@ func TestKeyLogWithoutKeys(t *testing.T) {
 	}
 	if len(rec.lines) != 3 {
 		t.Errorf("lines %q, want the one written", rec.lines)
+	}
+}
+
+// A TLS 1.3 handshake that fails after the server's flight (its
+// certificate refused) logs only the server's handshake secret: the wait
+// ends at its deadline, and the next connection's first line does not
+// make a packet wait again; a connection whose lines are complete does.
+func TestKeyLogFailedHandshake(t *testing.T) {
+	path, k := keyFIFO(t)
+	w, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	rec := &secretsRecorder{}
+	hello := append([]byte{22, 3, 1, 0x02, 0x00, 1, 0x00, 0x01, 0xfc, 3, 3}, make([]byte, 40)...)
+	conn := func(n byte, lines ...string) time.Duration {
+		t.Helper()
+		hello[20] = n
+		random := hex.EncodeToString(hello[11:43])
+		past := time.Now().Add(-keyLogWait + 100*time.Millisecond).UnixNano()
+		if err := k.before(tcpFrame(true, hello), past, pcapng.DirectionOutbound, rec); err != nil {
+			t.Fatal(err)
+		}
+		for _, label := range lines {
+			w.WriteString(label + " " + random + " 00\n")
+		}
+		start := time.Now()
+		if err := k.before(tcpFrame(false, []byte{22, 3, 3}), past, pcapng.DirectionInbound, rec); err != nil {
+			t.Fatal(err)
+		}
+		return time.Since(start)
+	}
+	if d := conn(1, "SERVER_HANDSHAKE_TRAFFIC_SECRET"); !k.gaveUp || d < 50*time.Millisecond {
+		t.Fatalf("after the server's handshake secret alone the wait ended in %v (gave up: %v), want its deadline", d, k.gaveUp)
+	}
+	if d := conn(2, "SERVER_HANDSHAKE_TRAFFIC_SECRET"); d > 50*time.Millisecond {
+		t.Errorf("a second failed handshake waited %v", d)
+	}
+	conn(3, "SERVER_HANDSHAKE_TRAFFIC_SECRET", "SERVER_TRAFFIC_SECRET_0", "CLIENT_HANDSHAKE_TRAFFIC_SECRET")
+	if err := k.drain(rec); err != nil { // as the next packet does
+		t.Fatal(err)
+	}
+	if k.gaveUp {
+		t.Error("a connection's complete lines did not end the giving up")
 	}
 }
