@@ -108,9 +108,7 @@ func TestPublishInstalled(t *testing.T) {
 		c, p, tb := runPorts(t, in, []Port{{Proto: TCP, HostPort: 8082, Port: 8081}})
 		serve(t, c)
 		for _, to := range []string{"10.77.0.2:8082", "[fd77::2]:8082"} {
-			if !reaches(t, in.U, netip.MustParseAddrPort(to)) {
-				t.Errorf("upstream does not reach %s", to)
-			}
+			mustReach(t, in.U, netip.MustParseAddrPort(to), "upstream")
 		}
 		if reaches(t, in.U, netip.AddrPortFrom(testbed.HostAddr, 8083)) {
 			t.Errorf("upstream reaches an unpublished port")
