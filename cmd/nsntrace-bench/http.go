@@ -55,13 +55,14 @@ http {
 }
 
 // httpRow is one way of serving table 6's load: start starts the server
-// (nil: the one already running on port, captured by tcpdump), files
-// lists the capture files it wrote.
+// (nil: the plain path's, with beside, if not nil, capturing on its veth
+// from before it starts), files lists the capture files it wrote.
 type httpRow struct {
-	name  string
-	port  string
-	start func() *exec.Cmd
-	files func() []string
+	name   string
+	port   string
+	start  func() *exec.Cmd
+	files  func() []string
+	beside func() *exec.Cmd
 }
 
 type httpSample struct {
@@ -141,24 +142,35 @@ ip addr add 10.88.0.1/31 dev plainh; ip link set plainh up`); err != nil {
 	}
 	nginx := []string{"nginx", "-c", conf, "-e", "stderr"}
 	file := filepath.Join(work, "http.pcapng")
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
 	rows := []httpRow{
-		{"untraced (same veth, DNAT, rules; no capture)", plainPort, func() *exec.Cmd { return p.cmd(nginx...) }, nil},
+		{"untraced (same veth, DNAT, rules; no capture)", plainPort, nil, nil, nil},
+		// The floor of any capture: a ring on the plain path's veth whose
+		// packets are walked and dropped (floor.go).
+		{"ring only, packets dropped (floor)", plainPort, nil, func() []string { return nil }, func() *exec.Cmd {
+			return h.cmd(self, "-ring-floor", "plainh")
+		}},
 		{"nsntrace -p (this)", "8080", func() *exec.Cmd {
 			return h.cmd(append([]string{*flagBin, "-p", "8080:80", "-o", file}, nginx...)...)
-		}, func() []string { return []string{file} }},
+		}, func() []string { return []string{file} }, nil},
 		{"nsntrace -p -C 10 -W 5", "8080", func() *exec.Cmd {
 			return h.cmd(append([]string{*flagBin, "-p", "8080:80", "-C", "10", "-W", "5", "-o", file}, nginx...)...)
-		}, func() []string { m, _ := filepath.Glob(file + "?"); return m }},
+		}, func() []string { m, _ := filepath.Glob(file + "?"); return m }, nil},
 		{"nsntrace -p -C 10 (all files kept)", "8080", func() *exec.Cmd {
 			return h.cmd(append([]string{*flagBin, "-p", "8080:80", "-C", "10", "-o", file}, nginx...)...)
-		}, func() []string { m, _ := filepath.Glob(file + "*"); return m }},
+		}, func() []string { m, _ := filepath.Glob(file + "*"); return m }, nil},
 		{"nsntrace -p -B 8192 (tcpdump's ring)", "8080", func() *exec.Cmd {
 			return h.cmd(append([]string{*flagBin, "-p", "8080:80", "-B", httpRingKiB, "-o", file}, nginx...)...)
-		}, func() []string { return []string{file} }},
+		}, func() []string { return []string{file} }, nil},
 		{"nsntrace -p --no-processes", "8080", func() *exec.Cmd {
 			return h.cmd(append([]string{*flagBin, "-p", "8080:80", "--no-processes", "-o", file}, nginx...)...)
-		}, func() []string { return []string{file} }},
-		{"tcpdump on the veth instead", plainPort, nil, func() []string { return []string{file + ".tcpdump"} }},
+		}, func() []string { return []string{file} }, nil},
+		{"tcpdump on the veth instead", plainPort, nil, func() []string { return []string{file + ".tcpdump"} }, func() *exec.Cmd {
+			return h.cmd("tcpdump", "-q", "-n", "-Z", "root", "-B", httpRingKiB, "-s", "262144", "-i", "plainh", "-w", file+".tcpdump")
+		}},
 	}
 	if *flagHTTP != "" {
 		words := strings.Split(*flagHTTP, ",")
@@ -178,7 +190,7 @@ ip addr add 10.88.0.1/31 dev plainh; ip link set plainh up`); err != nil {
 	if *flagAlt != "" {
 		rows = slices.Insert(rows, min(2, len(rows)), httpRow{"nsntrace-alt -p (-alt)", "8080", func() *exec.Cmd {
 			return h.cmd(append([]string{*flagAlt, "-p", "8080:80", "-o", file}, nginx...)...)
-		}, func() []string { return []string{file} }})
+		}, func() []string { return []string{file} }, nil})
 	}
 	modes := []struct {
 		name string
@@ -193,7 +205,7 @@ ip addr add 10.88.0.1/31 dev plainh; ip link set plainh up`); err != nil {
 	for r := 0; r < *flagRuns; r++ {
 		for _, m := range modes {
 			for _, row := range rows {
-				s, err := httpRun(h, u, p, row.name, row.port, row.start, row.files, nginx, file, m.args, secs)
+				s, err := httpRun(h, u, p, row, nginx, m.args, secs)
 				if err != nil {
 					return fmt.Errorf("%s, %s: %w", row.name, m.name, err)
 				}
@@ -225,7 +237,9 @@ ip addr add 10.88.0.1/31 dev plainh; ip link set plainh up`); err != nil {
 				tool = col(func(s httpSample) float64 { return s.toolPerReq }, "%.1f")
 				capt = col(func(s httpSample) float64 { return s.captured }, "%.0f")
 				drops = col(func(s httpSample) float64 { return s.drops }, "%.0f")
-				inf = col(func(s httpSample) float64 { return s.filePackets }, "%.0f")
+				if ss[0].inFiles {
+					inf = col(func(s httpSample) float64 { return s.filePackets }, "%.0f")
+				}
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%.2f\t%s\t%.2f\t%s\t%s\t%s\t%s\t%s\t%s\t\n", m.name, row.name, col(func(s httpSample) float64 { return s.rps }, "%.0f"),
 				median(rps)/base, col(func(s httpSample) float64 { return s.cpuPerReq }, "%.1f"), median(cpr)/cbase, tool,
@@ -256,27 +270,31 @@ X`
 
 // httpRun starts the server of one row, waits until wrk's target answers,
 // loads it, stops the server and reads the counters.
-func httpRun(h, u, p netns, name, port string, start func() *exec.Cmd, files func() []string, nginx []string, file string, wrkArgs []string, secs int) (httpSample, error) {
+func httpRun(h, u, p netns, row httpRow, nginx []string, wrkArgs []string, secs int) (httpSample, error) {
 	var s httpSample
 	var srv, dump *exec.Cmd
 	var out bytes.Buffer
+	name, port, files := row.name, row.port, row.files
 	if port == plainPort {
 		if err := h.sh(plainRules); err != nil {
 			return s, err
 		}
 		defer h.sh("nft delete table inet benchpub")
 	}
-	if start == nil { // tcpdump beside the plain path
-		dump = h.cmd("tcpdump", "-q", "-n", "-Z", "root", "-B", httpRingKiB, "-s", "262144", "-i", "plainh", "-w", file+".tcpdump")
+	switch {
+	case row.start != nil:
+		srv = row.start()
+		srv.Stderr = &out
+	case row.beside != nil: // a capture beside the plain path
+		dump = row.beside()
 		dump.Stderr = &out
 		if err := dump.Start(); err != nil {
 			return s, err
 		}
 		srv = p.cmd(nginx...)
 		time.Sleep(500 * time.Millisecond) // tcpdump's "listening on"
-	} else {
-		srv = start()
-		srv.Stderr = &out
+	default:
+		srv = p.cmd(nginx...)
 	}
 	if err := srv.Start(); err != nil {
 		return s, err
@@ -337,6 +355,7 @@ func httpRun(h, u, p netns, name, port string, start func() *exec.Cmd, files fun
 		}
 		s.hasCapt, s.captured, s.drops = true, float64(c), float64(d)
 		for _, f := range files() {
+			s.inFiles = true
 			n, err := capinfosCount(f)
 			if err != nil {
 				return s, err

@@ -40,6 +40,7 @@ var (
 	flagSinks   = flag.String("sinks", "/dev/null,tmpfs,ext4", "sinks of table 1 (ext4: a file system on a loop device, in a private mount namespace)")
 	flagTools   = flag.String("tools", "nsntrace,tcpdump,netsniff-ng", "capture tools of tables 1 and 2")
 	flagAlt     = flag.String("alt", "", "a second nsntrace binary to compare in tables 1-4 and 6 (nsntrace-alt), for A/B tests of a change")
+	flagFloor   = flag.String("ring-floor", "", "internal to table 6: read a ring on this interface, drop every packet, print the counts on SIGINT")
 	flagHTTP    = flag.String("http-rows", "", "comma-separated words: table 6 runs only the rows whose name holds one of them (the first row, untraced, always runs: the ratios are to it); empty: every row")
 )
 
@@ -60,6 +61,13 @@ var required = map[string]string{
 
 func main() {
 	flag.Parse()
+	if *flagFloor != "" {
+		if err := ringFloor(*flagFloor); err != nil {
+			fmt.Fprintln(os.Stderr, "nsntrace-bench -ring-floor:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "nsntrace-bench:", err)
 		cleanup()
