@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 
 	"github.com/nsntrace/nsntrace/rawcap"
@@ -19,9 +20,12 @@ import (
 // packet) and the reading of blocks.
 //
 // It runs as a process of its own (nsntrace-bench -ring-floor IFACE) in
-// the namespace of the interface and ends on SIGINT, printing its counts
-// as tcpdump does.
+// the namespace of the interface, on one P as nsntrace does (oneP in
+// cmd/nsntrace), and ends on SIGINT, printing its counts as tcpdump does.
 func ringFloor(iface string) error {
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(1)
+	}
 	ifi, err := net.InterfaceByName(iface)
 	if err != nil {
 		return err
