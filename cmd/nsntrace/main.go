@@ -32,12 +32,12 @@ func main() {
 // ring, accounts, names and writes each packet in turn, and the rest
 // (signals, the DNS relay, the watcher) wakes rarely. With a P per CPU
 // every wake-up of a parked goroutine also woke an idle P's thread to
-// spin for work that was not there. Measured with make bench (3 runs
-// each): under a published nginx loaded with a connection per request,
-// nsntrace's own CPU a request fell from 9.7 to 6.5 µs with one P (1.8 to
-// 1.5 with keep-alive; table 6), and the engine's steady cost a 64-byte
-// packet from 167 to 159 ns with no drops (table 1): nothing waited for
-// the second P.
+// spin for work that was not there. Measured with make bench -alt
+// against a build with a P per CPU: under a published nginx loaded with a
+// connection per request, nsntrace's own CPU a request fell from 9.9 to
+// 8.1 µs with one P in 5 interleaved runs (9.7 to 6.5 in 3; keep-alive 2.4
+// to 2.0), and the engine's steady cost a 64-byte packet from 167 to 159
+// ns with no drops (table 1): nothing waited for the second P.
 func oneP() {
 	if os.Getenv("GOMAXPROCS") == "" {
 		runtime.GOMAXPROCS(1)
