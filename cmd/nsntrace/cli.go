@@ -347,7 +347,9 @@ func (e *usageError) Error() string { return e.msg }
 func parse(args []string, stdout, stderr io.Writer) (*options, error) {
 	o := &options{}
 	cmd := newCommand(o)
-	cmd.SetArgs(args)
+	// Never nil: cobra reads os.Args[1:] for nil args unless the binary
+	// is named nsntrace.test (the test binary under go test).
+	cmd.SetArgs(append([]string{}, args...))
 	cmd.SetOut(stdout)
 	cmd.SetErr(stderr)
 	if _, err := cmd.ExecuteC(); err != nil {
