@@ -77,7 +77,9 @@ vmtest: build
 # would, under Debian's qemu-user-static (named here, so binfmt_misc need
 # not be set up). NSNTRACE_EMULATED=GOARCH makes the privileged tests skip
 # even under NSNTRACE_REQUIRE_PRIVILEGED=1: they would reach the host's
-# kernel through qemu anyway, and the native run above covers them.
+# kernel through qemu anyway, and the native run above covers them. The
+# oracles they run (tcpdump, tshark) start through testbed.Start, which
+# there guards against qemu 7.2's fork leaving a child stuck before execve.
 # Entries are GOARCH:GOARM:runner. 386 runs without qemu, on the amd64
 # kernel's own i386 support: qemu-i386 7.2 (Debian 12) crashes Go's 386
 # runtime as soon as it starts a thread; set QEMU_386=qemu-i386-static to

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,30 +25,29 @@ import (
 // is about the user, not about the file.
 const rootWarning = `Running as user "root" and group "root". This could be dangerous.`
 
-// oracleCmd returns a command for a Wireshark tool with a throwaway
-// configuration directory, so that a user's preferences cannot change the
-// output.
-func oracleCmd(t *testing.T, tool string, args ...string) *exec.Cmd {
+// oracleCmd returns a function making a command for a Wireshark tool with
+// a throwaway configuration directory, so that a user's preferences cannot
+// change the output; testbed.Start and testbed.Output take it.
+func oracleCmd(t *testing.T, tool string, args ...string) func() *exec.Cmd {
 	t.Helper()
 	path := testbed.RequireTool(t, tool)
-	cmd := exec.Command(path, args...)
 	home := t.TempDir()
-	cmd.Env = append(os.Environ(), "HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, ".config"))
-	return cmd
+	return func() *exec.Cmd {
+		cmd := exec.Command(path, args...)
+		cmd.Env = append(os.Environ(), "HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, ".config"))
+		return cmd
+	}
 }
 
 // oracle runs a Wireshark tool and returns its standard output. It fails
 // the test on a non-zero exit or on anything on stderr.
 func oracle(t *testing.T, tool string, args ...string) string {
 	t.Helper()
-	cmd := oracleCmd(t, tool, args...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	if complaint := complaints(stderr.String()); err != nil || complaint != "" {
+	stdout, stderr, err := testbed.Output(t, oracleCmd(t, tool, args...))
+	if complaint := complaints(string(stderr)); err != nil || complaint != "" {
 		t.Fatalf("%s %q: %v\nstderr:\n%s", tool, args, err, complaint)
 	}
-	return stdout.String()
+	return string(stdout)
 }
 
 func complaints(stderr string) string {
@@ -224,18 +224,26 @@ func TestOraclePcap(t *testing.T) {
 func TestOracleStream(t *testing.T) {
 	for _, format := range []Format{FormatPcapNG, FormatPcap} {
 		t.Run(format.String(), func(t *testing.T) {
-			cmd := oracleCmd(t, "tshark", "-n", "-l", "-r", "-", "-T", "fields", "-e", "frame.number", "-e", "frame.len")
-			stdin, err := cmd.StdinPipe()
+			newCmd := oracleCmd(t, "tshark", "-n", "-l", "-r", "-", "-T", "fields", "-e", "frame.number", "-e", "frame.len")
+			var (
+				stdin  io.WriteCloser
+				stdout io.ReadCloser
+				stderr bytes.Buffer
+			)
+			cmd, err := testbed.Start(t, func() *exec.Cmd {
+				cmd := newCmd()
+				stderr.Reset()
+				cmd.Stderr = &stderr
+				var err error
+				if stdin, err = cmd.StdinPipe(); err == nil {
+					stdout, err = cmd.StdoutPipe()
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				return cmd
+			})
 			if err != nil {
-				t.Fatal(err)
-			}
-			stdout, err := cmd.StdoutPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			var stderr bytes.Buffer
-			cmd.Stderr = &stderr
-			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() {

@@ -37,9 +37,9 @@ func TestRawClassify(t *testing.T) {
 	}
 	defer os.Remove(disk.Name())
 	defer disk.Close()
-	out, err := exec.Command("stat", "-f", "-c", "%T", disk.Name()).Output()
+	out, stderr, err := testbed.Output(t, func() *exec.Cmd { return exec.Command("stat", "-f", "-c", "%T", disk.Name()) })
 	if err != nil {
-		t.Fatalf("stat -f: %v", err)
+		t.Fatalf("stat -f: %v: %s", err, stderr)
 	}
 	fsType := strings.TrimSpace(string(out))
 	for _, c := range []struct {

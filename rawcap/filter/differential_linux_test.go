@@ -49,7 +49,7 @@ func (p diffPacket) meta() bpfvm.Meta {
 // (test the stripped tag first), so those are compiled against lo of a
 // fresh network namespace (unshare -n): tcpdump -d opens the device but
 // captures nothing.
-func libpcap(expr string, noOpt bool) ([]bpf.RawInstruction, error) {
+func libpcap(t *testing.T, expr string, noOpt bool) ([]bpf.RawInstruction, error) {
 	args := []string{"-ddd", "-y", "EN10MB", "--", expr}
 	live := needsLive(expr)
 	if live {
@@ -58,17 +58,19 @@ func libpcap(expr string, noOpt bool) ([]bpf.RawInstruction, error) {
 	if noOpt {
 		args = append([]string{"-O"}, args...)
 	}
-	cmd := exec.Command("tcpdump", args...)
+	newCmd := func() *exec.Cmd { return exec.Command("tcpdump", args...) }
 	if live {
 		q := make([]string, len(args))
 		for i, a := range args {
 			q[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
 		}
-		cmd = exec.Command("unshare", "-n", "sh", "-c", "ip link set lo up && exec tcpdump "+strings.Join(q, " "))
+		newCmd = func() *exec.Cmd {
+			return exec.Command("unshare", "-n", "sh", "-c", "ip link set lo up && exec tcpdump "+strings.Join(q, " "))
+		}
 	}
-	out, err := cmd.CombinedOutput()
+	out, stderr, err := testbed.Output(t, newCmd)
 	if err != nil {
-		return nil, errors.New(strings.TrimSpace(string(out)))
+		return nil, fmt.Errorf("%v: %s", err, strings.TrimSpace(string(stderr)))
 	}
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	var prog []bpf.RawInstruction
@@ -141,8 +143,8 @@ func TestDifferentialLibpcap(t *testing.T) {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			refs[i].opt, refs[i].optErr = libpcap(e, false)
-			refs[i].noOpt, refs[i].noOptErr = libpcap(e, true)
+			refs[i].opt, refs[i].optErr = libpcap(t, e, false)
+			refs[i].noOpt, refs[i].noOptErr = libpcap(t, e, true)
 		}()
 	}
 	wg.Wait()

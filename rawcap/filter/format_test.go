@@ -1,13 +1,14 @@
 package filter
 
 import (
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
 
 	"golang.org/x/net/bpf"
+
+	"github.com/nsntrace/nsntrace/internal/testbed"
 )
 
 func TestFormatGolden(t *testing.T) {
@@ -49,12 +50,7 @@ func fmtParseDDD(t *testing.T, s string) []bpf.RawInstruction {
 // TestFormatMatchesTcpdump prints libpcap's own programs with FormatDDD
 // and Disassemble and compares the text with tcpdump's -ddd and -d.
 func TestFormatMatchesTcpdump(t *testing.T) {
-	if _, err := exec.LookPath("tcpdump"); err != nil {
-		if os.Getenv("NSNTRACE_REQUIRE_PRIVILEGED") == "1" {
-			t.Fatal("tcpdump is not installed")
-		}
-		t.Skip("tcpdump is not installed")
-	}
+	testbed.RequireTool(t, "tcpdump")
 	for _, expr := range []string{
 		"tcp port 80", "tcp[tcpflags] & tcp-syn != 0", "len > 100", "inbound", "outbound",
 		"ip[0] << 2 >> 1 ^ 3 | 4 = 1", "ip[2:2] / 3 * 2 - 1 + 7 & 3 = 1", "ip[2:2] % 5 = 1",
@@ -65,13 +61,13 @@ func TestFormatMatchesTcpdump(t *testing.T) {
 			if opt != "" {
 				args = append([]string{opt}, args...)
 			}
-			ddd, err := exec.Command("tcpdump", append([]string{"-ddd"}, args...)...).Output()
+			ddd, stderr, err := testbed.Output(t, func() *exec.Cmd { return exec.Command("tcpdump", append([]string{"-ddd"}, args...)...) })
 			if err != nil {
-				t.Fatalf("tcpdump -ddd %q: %v", expr, err)
+				t.Fatalf("tcpdump -ddd %q: %v: %s", expr, err, stderr)
 			}
-			d, err := exec.Command("tcpdump", append([]string{"-d"}, args...)...).Output()
+			d, stderr, err := testbed.Output(t, func() *exec.Cmd { return exec.Command("tcpdump", append([]string{"-d"}, args...)...) })
 			if err != nil {
-				t.Fatalf("tcpdump -d %q: %v", expr, err)
+				t.Fatalf("tcpdump -d %q: %v: %s", expr, err, stderr)
 			}
 			prog := fmtParseDDD(t, string(ddd))
 			if got := FormatDDD(prog); got != string(ddd) {
