@@ -68,9 +68,10 @@ type httpRow struct {
 type httpSample struct {
 	rps, p99ms float64
 	// cpuPerReq is the machine's busy CPU (user, system, interrupts; not
-	// idle, not stolen by the hypervisor) per request, in µs; steal is
-	// the share of CPU time the hypervisor took for others meanwhile.
-	cpuPerReq, steal float64
+	// idle, not stolen by the hypervisor) per request, in µs; busy is the
+	// share of the machine's CPU time that was busy, steal the share the
+	// hypervisor took for others meanwhile.
+	cpuPerReq, busy, steal float64
 	// toolPerReq is the capture tool's own CPU (nsntrace's or tcpdump's
 	// process, all its threads; not the traced server) per request, in µs.
 	toolPerReq       float64
@@ -214,7 +215,7 @@ ip addr add 10.88.0.1/31 dev plainh; ip link set plainh up`); err != nil {
 		}
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 2, 8, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "load\tpath\treq/s\tratio\tCPU µs/req\tratio\tcapture tool µs/req\tsteal\tp99 ms\tcaptured\tkernel drops\tpackets in files\t")
+	fmt.Fprintln(tw, "load\tpath\treq/s\tratio\tCPU µs/req\tratio\tcapture tool µs/req\tbusy\tsteal\tp99 ms\tcaptured\tkernel drops\tpackets in files\t")
 	for _, m := range modes {
 		base, cbase := 0.0, 0.0
 		for i, row := range rows {
@@ -241,8 +242,9 @@ ip addr add 10.88.0.1/31 dev plainh; ip link set plainh up`); err != nil {
 					inf = col(func(s httpSample) float64 { return s.filePackets }, "%.0f")
 				}
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%.2f\t%s\t%.2f\t%s\t%s\t%s\t%s\t%s\t%s\t\n", m.name, row.name, col(func(s httpSample) float64 { return s.rps }, "%.0f"),
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%.2f\t%s\t%.2f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", m.name, row.name, col(func(s httpSample) float64 { return s.rps }, "%.0f"),
 				median(rps)/base, col(func(s httpSample) float64 { return s.cpuPerReq }, "%.1f"), median(cpr)/cbase, tool,
+				col(func(s httpSample) float64 { return 100 * s.busy }, "%.0f%%"),
 				col(func(s httpSample) float64 { return 100 * s.steal }, "%.0f%%"), col(func(s httpSample) float64 { return s.p99ms }, "%.2f"), capt, drops, inf)
 		}
 	}
@@ -345,6 +347,7 @@ func httpRun(h, u, p netns, row httpRow, nginx []string, wrkArgs []string, secs 
 	}
 	s.cpuPerReq = (c1.busy - c0.busy).Seconds() * 1e6 / (s.rps * float64(secs))
 	s.toolPerReq = (t1 - t0).Seconds() * 1e6 / (s.rps * float64(secs))
+	s.busy = (c1.busy - c0.busy).Seconds() / (c1.all - c0.all).Seconds()
 	s.steal = (c1.steal - c0.steal).Seconds() / (c1.all - c0.all).Seconds()
 	if files != nil {
 		text := out.String()
