@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -59,6 +60,9 @@ func Start(t testing.TB, newCmd func() *exec.Cmd) (*exec.Cmd, error) {
 	defer emulatedStart.Unlock()
 	for try := 1; ; try++ {
 		cmd := newCmd()
+		// Children started before this one (commands still running) are
+		// never taken for its stuck child.
+		older := children(os.Getpid())
 		started, watched := make(chan struct{}), make(chan bool)
 		go func() {
 			tick := time.NewTicker(stuckAfter)
@@ -70,7 +74,7 @@ func Start(t testing.TB, newCmd func() *exec.Cmd) (*exec.Cmd, error) {
 					watched <- killed
 					return
 				case <-tick.C:
-					killed = len(killUnexeced(os.Getpid(), cmd.Path)) > 0 || killed
+					killed = len(killUnexeced(os.Getpid(), cmd.Path, older)) > 0 || killed
 				}
 			}
 		}()
@@ -101,17 +105,20 @@ var (
 	startCmd   = (*exec.Cmd).Start
 )
 
-// killUnexeced sends SIGKILL to every child of ppid whose executable is not
-// (yet) path, and returns their PIDs. Killing the child closes the exec
-// status pipe, so the parent's StartProcess returns; its Wait then reports
-// the signal.
-func killUnexeced(ppid int, path string) []int {
+// killUnexeced sends SIGKILL to every child of ppid but those in older
+// whose executable is not (yet) path, and returns their PIDs. Killing the
+// child closes the exec status pipe, so the parent's StartProcess returns;
+// its Wait then reports the signal.
+func killUnexeced(ppid int, path string, older []int) []int {
 	want, err := filepath.EvalSymlinks(path)
 	if err != nil {
 		want = path
 	}
 	var killed []int
 	for _, pid := range children(ppid) {
+		if slices.Contains(older, pid) {
+			continue
+		}
 		exe, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/exe")
 		if err != nil || exe == want {
 			continue // gone, or already the command itself

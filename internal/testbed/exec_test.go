@@ -25,10 +25,13 @@ func TestKillUnexeced(t *testing.T) {
 	if got := children(os.Getpid()); !slices.Contains(got, a.Process.Pid) {
 		t.Fatalf("children(%d) = %v, want it to hold %d", os.Getpid(), got, a.Process.Pid)
 	}
-	if got := killUnexeced(os.Getpid(), sleep); len(got) != 0 {
+	if got := killUnexeced(os.Getpid(), sleep, nil); len(got) != 0 {
 		t.Fatalf("killUnexeced with the child's own executable killed %v", got)
 	}
-	got := killUnexeced(os.Getpid(), "/nonexistent/tcpdump")
+	if got := killUnexeced(os.Getpid(), "/nonexistent/tcpdump", []int{a.Process.Pid}); len(got) != 0 {
+		t.Fatalf("killUnexeced killed %v, a child older than the command", got)
+	}
+	got := killUnexeced(os.Getpid(), "/nonexistent/tcpdump", nil)
 	if !slices.Equal(got, []int{a.Process.Pid}) {
 		t.Fatalf("killUnexeced = %v, want [%d]", got, a.Process.Pid)
 	}
@@ -71,6 +74,14 @@ func TestStartKillsStuckChild(t *testing.T) {
 	t.Setenv(EnvEmulated, "arm64")
 	defer func(d time.Duration) { stuckAfter = d }(stuckAfter)
 	stuckAfter = 100 * time.Millisecond
+	// A command started before, still running, which must survive.
+	older := exec.Command(sleep, "60")
+	if err := older.Start(); err != nil {
+		t.Fatal(err)
+	}
+	olderDone := make(chan struct{})
+	go func() { older.Wait(); close(olderDone) }()
+	t.Cleanup(func() { older.Process.Kill(); <-olderDone })
 	var stuck *exec.Cmd
 	tries := 0
 	defer func(f func(*exec.Cmd) error) { startCmd = f }(startCmd)
@@ -94,5 +105,10 @@ func TestStartKillsStuckChild(t *testing.T) {
 	}
 	if stuck.ProcessState.String() != "signal: killed" {
 		t.Errorf("the stuck child ended with %v, want signal: killed", stuck.ProcessState)
+	}
+	select {
+	case <-olderDone:
+		t.Errorf("the command started before was killed too: %v", older.ProcessState)
+	case <-time.After(200 * time.Millisecond):
 	}
 }
