@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -68,9 +69,10 @@ type httpRow struct {
 type httpSample struct {
 	rps, p99ms float64
 	// cpuPerReq is the machine's busy CPU (user, system, interrupts; not
-	// idle, not stolen by the hypervisor) per request, in µs; busy is the
-	// share of the machine's CPU time that was busy, steal the share the
-	// hypervisor took for others meanwhile.
+	// idle, not stolen by the hypervisor) per request, in µs, over all
+	// CPUs; busy is the share of the pinned CPU's time that was busy (of
+	// all CPUs' when not pinned), steal the share the hypervisor took
+	// for others meanwhile.
 	cpuPerReq, busy, steal float64
 	// toolPerReq is the capture tool's own CPU (nsntrace's or tcpdump's
 	// process, all its threads; not the traced server) per request, in µs.
@@ -92,9 +94,17 @@ const httpRingKiB = "8192"
 // with tcpdump on that veth), with wrk from the upstream namespace, with
 // keep-alive and with a new connection per request.
 func httpTable(work string) error {
-	for _, tool := range []string{"nginx", "wrk", "tcpdump", "curl"} {
+	pin, err := httpCPU()
+	if err != nil {
+		return err
+	}
+	tools := []string{"nginx", "wrk", "tcpdump", "curl"}
+	if pin >= 0 {
+		tools = append(tools, "taskset")
+	}
+	for _, tool := range tools {
 		if _, err := exec.LookPath(tool); err != nil {
-			return fmt.Errorf("table 6 needs %s (apt-get install nginx-light wrk tcpdump curl)", tool)
+			return fmt.Errorf("table 6 needs %s (apt-get install nginx-light wrk tcpdump curl util-linux)", tool)
 		}
 	}
 	h, err := newNS("hh")
@@ -201,12 +211,16 @@ ip addr add 10.88.0.1/31 dev plainh; ip link set plainh up`); err != nil {
 		{"Connection: close", []string{"-H", "Connection: close"}},
 	}
 	secs := 10
-	fmt.Printf("\nTable 6. nginx (1 worker) in the traced namespace, published on the host's port (-p), loaded from the upstream namespace by wrk -t2 -c32 for %d s; capture to %s; %d interleaved runs, medians [min..max]\n", secs, work, *flagRuns)
+	where := "on any CPU"
+	if pin >= 0 {
+		where = fmt.Sprintf("all on CPU %d", pin)
+	}
+	fmt.Printf("\nTable 6. nginx (1 worker) in the traced namespace, published on the host's port (-p), loaded from the upstream namespace by wrk -t2 -c32 for %d s, %s; capture to %s; %d interleaved runs, medians [min..max]\n", secs, where, work, *flagRuns)
 	res := map[string][]httpSample{}
 	for r := 0; r < *flagRuns; r++ {
 		for _, m := range modes {
 			for _, row := range rows {
-				s, err := httpRun(h, u, p, row, nginx, m.args, secs)
+				s, err := httpRun(h, u, p, row, nginx, m.args, secs, pin)
 				if err != nil {
 					return fmt.Errorf("%s, %s: %w", row.name, m.name, err)
 				}
@@ -270,9 +284,24 @@ table inet benchpub {
 }
 X`
 
+// httpCPU is the CPU -http-cpu asks table 6 to run on, -1 for none.
+func httpCPU() (int, error) {
+	pin, n := *flagHTTPCPU, runtime.NumCPU()
+	switch {
+	case pin == -2:
+		if n > 1 {
+			return n - 1, nil
+		}
+		return -1, nil
+	case pin < -1 || pin >= n:
+		return 0, fmt.Errorf("-http-cpu %d: this machine has CPUs 0 to %d (or -1: none pinned)", pin, n-1)
+	}
+	return pin, nil
+}
+
 // httpRun starts the server of one row, waits until wrk's target answers,
 // loads it, stops the server and reads the counters.
-func httpRun(h, u, p netns, row httpRow, nginx []string, wrkArgs []string, secs int) (httpSample, error) {
+func httpRun(h, u, p netns, row httpRow, nginx []string, wrkArgs []string, secs, pin int) (httpSample, error) {
 	var s httpSample
 	var srv, dump *exec.Cmd
 	var out bytes.Buffer
@@ -288,7 +317,7 @@ func httpRun(h, u, p netns, row httpRow, nginx []string, wrkArgs []string, secs 
 		srv = row.start()
 		srv.Stderr = &out
 	case row.beside != nil: // a capture beside the plain path
-		dump = row.beside()
+		dump = pinned(row.beside(), pin)
 		dump.Stderr = &out
 		if err := dump.Start(); err != nil {
 			return s, err
@@ -298,6 +327,7 @@ func httpRun(h, u, p netns, row httpRow, nginx []string, wrkArgs []string, secs 
 	default:
 		srv = p.cmd(nginx...)
 	}
+	srv = pinned(srv, pin)
 	if err := srv.Start(); err != nil {
 		return s, err
 	}
@@ -322,10 +352,10 @@ func httpRun(h, u, p netns, row httpRow, nginx []string, wrkArgs []string, secs 
 	if dump != nil {
 		tool = dump
 	}
-	c0, cerr0 := readCPUTimes()
+	c0, cerr0 := readCPUTimes(pin)
 	t0, terr0 := procCPU(tool.Process.Pid)
-	wout, werr := u.cmd(append(args, url)...).CombinedOutput()
-	c1, cerr1 := readCPUTimes()
+	wout, werr := pinned(u.cmd(append(args, url)...), pin).CombinedOutput()
+	c1, cerr1 := readCPUTimes(pin)
 	t1, terr1 := procCPU(tool.Process.Pid)
 	stop(srv)
 	if dump != nil {
@@ -347,8 +377,8 @@ func httpRun(h, u, p netns, row httpRow, nginx []string, wrkArgs []string, secs 
 	}
 	s.cpuPerReq = (c1.busy - c0.busy).Seconds() * 1e6 / (s.rps * float64(secs))
 	s.toolPerReq = (t1 - t0).Seconds() * 1e6 / (s.rps * float64(secs))
-	s.busy = (c1.busy - c0.busy).Seconds() / (c1.all - c0.all).Seconds()
-	s.steal = (c1.steal - c0.steal).Seconds() / (c1.all - c0.all).Seconds()
+	s.busy = (c1.pin.busy - c0.pin.busy).Seconds() / (c1.pin.all - c0.pin.all).Seconds()
+	s.steal = (c1.pin.steal - c0.pin.steal).Seconds() / (c1.pin.all - c0.pin.all).Seconds()
 	if files != nil {
 		text := out.String()
 		c, ok1 := firstUint(reNsnCap, text)
@@ -396,32 +426,65 @@ func procCPU(pid int) (time.Duration, error) {
 	return t, nil
 }
 
-// cpuTimes are the machine's CPU times, over all CPUs.
-type cpuTimes struct{ busy, steal, all time.Duration }
+// pinned makes c run on CPU cpu alone (taskset(1), which execs c in
+// place: c's pid stays the command's), unless cpu is negative.
+func pinned(c *exec.Cmd, cpu int) *exec.Cmd {
+	if cpu < 0 {
+		return c
+	}
+	p := exec.Command("taskset", append([]string{"-c", strconv.Itoa(cpu)}, c.Args...)...)
+	p.Stdout, p.Stderr = c.Stdout, c.Stderr
+	return p
+}
 
-// readCPUTimes reads the first line of /proc/stat (proc(5)): user nice
-// system idle iowait irq softirq steal, in USER_HZ ticks.
-func readCPUTimes() (cpuTimes, error) {
+// cpuTimes are the machine's CPU times, over all CPUs, and those of the
+// CPU table 6 pins its processes to (all CPUs' when none).
+type cpuTimes struct {
+	busy, steal, all time.Duration
+	pin              struct{ busy, steal, all time.Duration }
+}
+
+// readCPUTimes reads /proc/stat's lines for all CPUs and for CPU pin.
+func readCPUTimes(pin int) (cpuTimes, error) {
 	var t cpuTimes
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
 		return t, err
 	}
-	line, _, _ := strings.Cut(string(b), "\n")
+	lines := strings.Split(string(b), "\n")
+	if err := cpuLine(lines[0], "cpu", &t.busy, &t.steal, &t.all); err != nil {
+		return t, err
+	}
+	t.pin.busy, t.pin.steal, t.pin.all = t.busy, t.steal, t.all
+	if pin < 0 {
+		return t, nil
+	}
+	name := "cpu" + strconv.Itoa(pin)
+	for _, l := range lines[1:] {
+		if strings.HasPrefix(l, name+" ") {
+			return t, cpuLine(l, name, &t.pin.busy, &t.pin.steal, &t.pin.all)
+		}
+	}
+	return t, fmt.Errorf("/proc/stat: no line for %s", name)
+}
+
+// cpuLine parses one CPU line of /proc/stat (proc(5)): user nice system
+// idle iowait irq softirq steal, in USER_HZ ticks.
+func cpuLine(line, name string, busy, steal, all *time.Duration) error {
 	f := strings.Fields(line)
-	if len(f) < 9 || f[0] != "cpu" {
-		return t, fmt.Errorf("/proc/stat: unexpected first line %q", line)
+	if len(f) < 9 || f[0] != name {
+		return fmt.Errorf("/proc/stat: unexpected line %q", line)
 	}
 	var v [8]time.Duration
 	for i := range v {
 		n, err := strconv.ParseUint(f[i+1], 10, 63)
 		if err != nil {
-			return t, fmt.Errorf("/proc/stat: %w", err)
+			return fmt.Errorf("/proc/stat: %w", err)
 		}
 		v[i] = time.Duration(n) * time.Second / 100 // USER_HZ is 100 on Linux
 	}
-	t.busy = v[0] + v[1] + v[2] + v[5] + v[6]
-	t.steal = v[7]
-	t.all = t.busy + v[3] + v[4] + v[7]
-	return t, nil
+	*busy = v[0] + v[1] + v[2] + v[5] + v[6]
+	*steal = v[7]
+	*all = *busy + v[3] + v[4] + v[7]
+	return nil
 }

@@ -41,6 +41,7 @@ var (
 	flagTools   = flag.String("tools", "nsntrace,tcpdump,netsniff-ng", "capture tools of tables 1 and 2")
 	flagAlt     = flag.String("alt", "", "a second nsntrace binary to compare in tables 1-4 and 6 (nsntrace-alt), for A/B tests of a change")
 	flagFloor   = flag.String("ring-floor", "", "internal to table 6: read a ring on this interface, drop every packet, print the counts on SIGINT")
+	flagHTTPCPU = flag.Int("http-cpu", -2, "table 6 runs nginx, wrk and the capture tool all on this one CPU (taskset), so that the CPU is always busy and requests/s measure what each row costs; -1: not pinned; default: the last CPU, when there are two or more")
 	flagHTTP    = flag.String("http-rows", "", "comma-separated words: table 6 runs only the rows whose name holds one of them (the first row, untraced, always runs: the ratios are to it); empty: every row")
 )
 
@@ -79,6 +80,9 @@ func main() {
 func run() error {
 	if os.Geteuid() != 0 {
 		return errors.New("must run as root: it creates network namespaces (sudo make bench)")
+	}
+	if _, err := httpCPU(); err != nil {
+		return err
 	}
 	var missing []string
 	for prog, pkg := range required {
